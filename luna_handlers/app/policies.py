@@ -1,0 +1,220 @@
+"""Validation and normalisation of handler / verifier bodies and their policies.
+
+The models live in :mod:`luna_handlers.app.policy_models`; this module turns request bodies
+(already decoded JSON) into validated, normalised values and publishes the JSON Schemas of
+the bodies for the OpenAPI document.
+
+* Every validation failure is a :class:`~luna_handlers.errors.BadInputJson` (12022, HTTP 400)
+  carrying the path of the FIRST error, dotted with list indices in brackets and rooted at the
+  body: ``policies.match_policy[0].threshold``.
+* Normalised policies have every default filled in and are JSON-ready
+  (``model_dump(mode="json")``): this is what is stored and what is returned.
+* The models are built once at import; a request costs one ``model_validate`` on the decoded
+  object plus one ``model_dump``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from luna_handlers.app.policy_models import (
+    TIME_PATTERN,
+    UUID_PATTERN,
+    HandlerBody,
+    HandlerPolicies,
+    ValidatorBody,
+    VerifierBody,
+    VerifierPolicies,
+)
+from luna_handlers.errors import BadInputJson
+
+__all__ = [
+    "DYNAMIC_WITH_POLICIES",
+    "STATIC_WITHOUT_POLICIES",
+    "HandlerInput",
+    "VerifierInput",
+    "handler_body_schema",
+    "normalise_handler_policies",
+    "normalise_verifier_policies",
+    "parse_handler_body",
+    "parse_validator_body",
+    "parse_verifier_body",
+    "validator_body_schema",
+    "verifier_body_schema",
+]
+
+DYNAMIC_WITH_POLICIES = "Dynamic handler can not have any policies."
+STATIC_WITHOUT_POLICIES = "Non-dynamic handler must have policies."
+NOT_AN_OBJECT = "must be an object"
+
+_M = TypeVar("_M", bound=BaseModel)
+
+# pydantic messages that would leak class names or regexes, rewritten for API clients
+_OBJECT_TYPES = frozenset({"model_type", "model_attributes_type", "dict_type"})
+_PATTERN_MESSAGES = {
+    UUID_PATTERN: "String should be a valid UUID",
+    TIME_PATTERN: "String should be an ISO 8601 date-time with zone or 'now-<N><s|m|h|d|w|M|y>'",
+}
+
+
+@dataclass(frozen=True)
+class HandlerInput:
+    """A validated handler body; ``policies`` is normalised, or None for a dynamic handler."""
+
+    description: str
+    is_dynamic: bool
+    policies: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class VerifierInput:
+    """A validated verifier body; ``policies`` is normalised."""
+
+    description: str
+    policies: dict[str, Any]
+
+
+def _format_path(loc: tuple[int | str, ...], root: str = "") -> str:
+    """``("policies", "match_policy", 0, "limit")`` -> ``policies.match_policy[0].limit``."""
+    path = root
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else part
+    return path
+
+
+def _first_error(exc: ValidationError, root: str = "") -> BadInputJson:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    message = error["msg"]
+    if error["type"] in _OBJECT_TYPES:
+        message = "Input should be an object"
+    elif error["type"] == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern")
+        message = _PATTERN_MESSAGES.get(str(pattern), message)
+    return BadInputJson(_format_path(error["loc"], root), message)
+
+
+def _validate(model: type[_M], data: object, root: str = "") -> _M:
+    """Validate a decoded JSON object against ``model``; the first error as BadInputJson."""
+    if not isinstance(data, dict):
+        raise BadInputJson(root, NOT_AN_OBJECT)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, root) from None
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude_none=False)
+
+
+def parse_handler_body(body: object) -> HandlerInput:
+    """Validate a POST/PUT /1/handlers body.
+
+    A dynamic handler must not have policies (``null`` is allowed); a static one must have them
+    (``{}`` is enough: every policy has defaults). Field errors are reported before these rules.
+    """
+    parsed = _validate(HandlerBody, body)
+    if parsed.is_dynamic:
+        if parsed.policies is not None:
+            raise BadInputJson("policies", DYNAMIC_WITH_POLICIES)
+        return HandlerInput(parsed.description, True, None)
+    if parsed.policies is None:
+        raise BadInputJson("policies", STATIC_WITHOUT_POLICIES)
+    return HandlerInput(parsed.description, False, _dump(parsed.policies))
+
+
+def parse_verifier_body(body: object) -> VerifierInput:
+    """Validate a POST/PUT /1/verifiers body; missing ``policies`` means all defaults."""
+    parsed = _validate(VerifierBody, body)
+    return VerifierInput(parsed.description, _dump(parsed.policies))
+
+
+def parse_validator_body(body: object) -> dict[str, Any]:
+    """Validate a POST /1/handlers/validator body ``{"policies": {...}}``: normalised policies."""
+    return _dump(_validate(ValidatorBody, body).policies)
+
+
+def _normalise(model: type[BaseModel], stored: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return _dump(_validate(model, stored, "policies"))
+    except BadInputJson as exc:
+        raise ValueError(f"stored policies are invalid at '{exc.path}': {exc.message}") from None
+
+
+def normalise_handler_policies(stored: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults into handler policies read back from the database.
+
+    They were validated on write, so a failure means a corrupted row: it raises ``ValueError``
+    (never a client error), which the caller turns into ``HandlerCorrupted``.
+    """
+    return _normalise(HandlerPolicies, stored)
+
+
+def normalise_verifier_policies(stored: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults into verifier policies read back from the database (``ValueError`` if bad)."""
+    return _normalise(VerifierPolicies, stored)
+
+
+# --- JSON Schemas ------------------------------------------------------------------------------
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """Resolve every ``#/$defs/...`` reference in place and drop the generated ``title`` keys."""
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        out.update(_inline(defs[ref.rsplit("/", 1)[-1]], defs))
+    for key, value in node.items():
+        if key in {"$ref", "$defs", "title"}:
+            continue
+        if key == "properties":
+            out[key] = {name: _inline(sub, defs) for name, sub in value.items()}
+        else:
+            out[key] = _inline(value, defs)
+    return out
+
+
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(mode="validation")
+    schema: dict[str, Any] = _inline(raw, raw.get("$defs", {}))
+    return schema
+
+
+def _handler_schema() -> dict[str, Any]:
+    schema = _schema_of(HandlerBody)
+    # the dynamic/static rule of parse_handler_body, in JSON Schema 2020-12 (OpenAPI 3.1)
+    schema["if"] = {"properties": {"is_dynamic": {"const": True}}, "required": ["is_dynamic"]}
+    schema["then"] = {"properties": {"policies": {"type": "null"}}}
+    schema["else"] = {"properties": {"policies": {"type": "object"}}, "required": ["policies"]}
+    return schema
+
+
+_HANDLER_SCHEMA = _handler_schema()
+_VERIFIER_SCHEMA = _schema_of(VerifierBody)
+_VALIDATOR_SCHEMA = _schema_of(ValidatorBody)
+
+
+def handler_body_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12, no ``$ref``) of the POST/PUT /1/handlers body (a fresh copy)."""
+    return copy.deepcopy(_HANDLER_SCHEMA)
+
+
+def verifier_body_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12, no ``$ref``) of the POST/PUT /1/verifiers body (a fresh copy)."""
+    return copy.deepcopy(_VERIFIER_SCHEMA)
+
+
+def validator_body_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12, no ``$ref``) of the POST /1/handlers/validator body."""
+    return copy.deepcopy(_VALIDATOR_SCHEMA)

@@ -1,0 +1,125 @@
+"""A pool whose every connection goes to ONE host, with driver errors classified.
+
+The failover manager keeps one :class:`HostPool` at a time and replaces it as a unit; alone,
+a HostPool is the whole database layer for a single-host setup (and for tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from luna_handlers.db.dialects import ErrorKind, oracle, postgresql
+from luna_handlers.errors import DatabaseFailure, DatabaseOutcomeUnknown, DatabaseUnavailable
+
+logger = logging.getLogger("luna_handlers.db")
+
+CLASSIFIERS: dict[str, Callable[[BaseException], ErrorKind]] = {
+    "postgresql": postgresql.classify,
+    "oracle": oracle.classify,
+}
+# What a driver can raise besides SQLAlchemy's wrappers: raw socket errors from connect.
+DRIVER_ERRORS = (SQLAlchemyError, OSError, TimeoutError, EOFError)
+
+Listener = Callable[[ErrorKind | None, BaseException | None], None]
+
+
+def _ignore(_kind: ErrorKind | None, _exc: BaseException | None) -> None:
+    return None
+
+
+class HostPool:
+    """Connections of one :class:`AsyncEngine` (one host), reporting each outcome.
+
+    ``listener(kind, exc)`` is called with ``(None, None)`` after a success and with the
+    error kind after a driver failure; the failover manager counts them.
+    """
+
+    def __init__(self, engine: AsyncEngine, label: str, generation: int = 1,
+                 listener: Listener = _ignore) -> None:
+        self.engine = engine
+        self.label = label
+        self.generation = generation
+        self.created = time.time()
+        self.listener = listener
+        self._classify = CLASSIFIERS[engine.dialect.name]
+
+    @property
+    def dialect_name(self) -> str:
+        """``postgresql`` or ``oracle``."""
+        return self.engine.dialect.name
+
+    def classify(self, exc: BaseException) -> ErrorKind:
+        """The :class:`ErrorKind` of a driver error on this dialect."""
+        return self._classify(exc)
+
+    async def _connect(self) -> AsyncConnection:
+        try:
+            return await self.engine.connect()
+        except DRIVER_ERRORS as exc:
+            kind = self._classify(exc)
+            self.listener(kind, exc)
+            self._log(kind, exc, "connect")
+            raise DatabaseUnavailable(f"cannot connect to the database ({kind.value})") from exc
+
+    def _log(self, kind: ErrorKind, exc: BaseException, stage: str) -> None:
+        # The driver's message can carry statement parameters; the type and kind suffice.
+        level = logging.ERROR if kind is ErrorKind.AUTH else logging.WARNING
+        logger.log(level, "database %s failed on %s: %s (%s)", stage, self.label,
+                   type(exc).__name__, kind.value)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; a broken read is reported as safe to retry."""
+        conn = await self._connect()
+        try:
+            yield conn
+            await conn.rollback()
+        except DRIVER_ERRORS as exc:
+            raise self._failed(exc, write=False) from exc
+        finally:
+            await conn.close()
+        self.listener(None, None)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction, committed at the end; a connection lost on the way is "unknown"."""
+        conn = await self._connect()
+        try:
+            yield conn
+            await conn.commit()
+        except DRIVER_ERRORS as exc:
+            raise self._failed(exc, write=True) from exc
+        finally:
+            await conn.close()
+        self.listener(None, None)
+
+    def _failed(self, exc: BaseException, *, write: bool) -> Exception:
+        kind = self._classify(exc)
+        self.listener(kind, exc)
+        self._log(kind, exc, "write" if write else "read")
+        if kind is ErrorKind.READ_ONLY:
+            # The host refused the write: nothing was applied.
+            return DatabaseUnavailable("the database host is read-only; retry")
+        if kind is ErrorKind.CONNECTIVITY:
+            if write:
+                return DatabaseOutcomeUnknown(
+                    "the database connection was lost; the change may or may not be saved")
+            return DatabaseUnavailable("the database connection was lost; retry")
+        if kind is ErrorKind.AUTH:
+            return DatabaseUnavailable("the database refused the service's credentials")
+        return DatabaseFailure("the database rejected the statement")
+
+    def status(self) -> dict[str, Any]:
+        """Facts for the health check."""
+        return {"host": self.label, "generation": self.generation}
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()

@@ -1,0 +1,186 @@
+"""The one error hierarchy of luna-handlers.
+
+Every error a client can see is a subclass of :class:`LunaError` that declares its LUNA
+error code, HTTP status and short description on the class. Codes are registered at import
+time and a duplicate code is a ``TypeError``, so two classes can never share one.
+
+Outline::
+
+    LunaError
+    ├── InternalError                      1      500
+    ├── request errors (400, 401, 404, 405, 413)
+    │   ├── BadQueryParams                 12012
+    │   ├── RequiredParamsNotFound         12014
+    │   ├── BadContentType                 12017
+    │   ├── BadInputJson                   12022  (carries the JSON path of the bad field)
+    │   ├── BadAccountId                   11037
+    │   ├── PayloadTooLarge                12040  (choice: code not public)
+    │   ├── Unauthorized                   12041  (choice)
+    │   ├── PageNotFound                   12042  (choice)
+    │   └── MethodNotAllowed               12043  (choice)
+    ├── objects
+    │   ├── HandlerNotFound                34000
+    │   ├── HandlerCorrupted               34002
+    │   └── VerifierNotFound               34004
+    └── DatabaseError (grouping)
+        ├── DatabaseUnavailable            34010  503  (not sent: safe to retry)
+        ├── DatabaseOutcomeUnknown         34011  503  (may have been applied)
+        └── DatabaseFailure                34012  500  (the database refused the statement)
+
+The codes marked "choice" are not published by VisionLabs; README.md lists them.
+Exactly one place (``luna_handlers.app.errors``) turns these into HTTP responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+ERROR_LINK = "https://docs.visionlabs.ai/info/luna/troubleshooting/errors-description/code-{code}"
+
+
+class LunaError(Exception):
+    """Root of every error that can reach a client: code, HTTP status and description."""
+
+    code: ClassVar[int] = 1
+    status: ClassVar[int] = 500
+    desc: ClassVar[str] = "Internal server error"
+    _registry: ClassVar[dict[int, type[LunaError]]] = {}
+
+    def __init_subclass__(
+        cls, *, code: int | None = None, status: int | None = None, desc: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is None:  # a grouping class: inherits code and status from its parent
+            return
+        if code in LunaError._registry:
+            other = LunaError._registry[code].__name__
+            raise TypeError(f"error code {code} of {cls.__name__} is already used by {other}")
+        LunaError._registry[code] = cls
+        cls.code = code
+        if status is not None:
+            cls.status = status
+        if desc is not None:
+            cls.desc = desc
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail if detail is not None else self.desc
+        super().__init__(self.detail)
+
+    def body(self) -> dict[str, Any]:
+        """The LUNA error body: ``{"error_code", "desc", "detail", "link"}``."""
+        return {
+            "error_code": self.code,
+            "desc": self.desc,
+            "detail": self.detail,
+            "link": ERROR_LINK.format(code=self.code),
+        }
+
+    @classmethod
+    def registry(cls) -> dict[int, type[LunaError]]:
+        """All registered error classes by code (for docs and tests)."""
+        return dict(LunaError._registry)
+
+
+class InternalError(LunaError, code=1, status=500, desc="Internal server error"):
+    """An unexpected failure; details go to the log, never to the client."""
+
+
+class BadQueryParams(LunaError, code=12012, status=400, desc="Bad/incomplete input data"):
+    """A query parameter has a bad value."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"Bad query parameters '{name}': {problem}")
+
+
+class RequiredParamsNotFound(LunaError, code=12014, status=400, desc="Bad/incomplete input data"):
+    """A required parameter or header is missing."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Required parameters '{name}' not found")
+
+
+class BadContentType(LunaError, code=12017, status=400, desc="Bad/incomplete input data"):
+    """The body is not ``application/json`` or does not parse as JSON."""
+
+    def __init__(self, detail: str = "Bad content type") -> None:
+        super().__init__(detail)
+
+
+class BadInputJson(LunaError, code=12022, status=400, desc="Bad/incomplete input data"):
+    """The JSON body does not match the schema; ``path`` names the bad field."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"Failed to validate input json. Path: '{path}',  message: '{message}'")
+
+
+class BadAccountId(LunaError, code=11037, status=400, desc="Bad/incomplete input data"):
+    """The ``Luna-Account-Id`` header is not a UUID."""
+
+    def __init__(self) -> None:
+        super().__init__("Luna-Account-Id header is not a valid UUID")
+
+
+class PayloadTooLarge(LunaError, code=12040, status=413, desc="Request entity too large"):
+    """The body is over the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body is larger than {limit} bytes")
+
+
+class Unauthorized(LunaError, code=12041, status=401, desc="Unauthorized"):
+    """The API token is missing or wrong."""
+
+    def __init__(self) -> None:
+        super().__init__("Missing or wrong 'Authorization: Bearer <token>' header")
+
+
+class PageNotFound(LunaError, code=12042, status=404, desc="Page not found"):
+    """No route matches the path."""
+
+
+class MethodNotAllowed(LunaError, code=12043, status=405, desc="Method not allowed"):
+    """The route exists but not with this method."""
+
+
+class HandlerNotFound(LunaError, code=34000, status=404, desc="Object not found"):
+    """No handler with this id (in this account)."""
+
+    def __init__(self, handler_id: str) -> None:
+        super().__init__(f"Handler with id '{handler_id}' not found")
+
+
+class HandlerCorrupted(LunaError, code=34002, status=500, desc="Internal server error"):
+    """The stored policies of a handler cannot be loaded."""
+
+    def __init__(self, handler_id: str) -> None:
+        super().__init__(f"Cannot load handler with id '{handler_id}'. Handler is corrupted")
+
+
+class VerifierNotFound(LunaError, code=34004, status=404, desc="Object not found"):
+    """No verifier with this id (in this account)."""
+
+    def __init__(self, verifier_id: str) -> None:
+        super().__init__(f"Verifier with id '{verifier_id}' not found")
+
+
+class DatabaseError(LunaError):
+    """Grouping class of the errors of the database layer."""
+
+
+class DatabaseUnavailable(
+    DatabaseError, code=34010, status=503, desc="Database unavailable",
+):
+    """No usable database connection: the statement was NOT sent, so a retry is safe."""
+
+
+class DatabaseOutcomeUnknown(
+    DatabaseError, code=34011, status=503, desc="Database outcome unknown",
+):
+    """The connection broke after the statement may have been sent: it may have been applied."""
+
+
+class DatabaseFailure(DatabaseError, code=34012, status=500, desc="Database error"):
+    """The database rejected the statement for a reason that is not connectivity."""

@@ -1,0 +1,76 @@
+"""Real PostgreSQL for the tests: one cluster per session, one fresh database per module."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from luna_handlers.config import FailoverSettings
+from luna_handlers.db.context import DBContext
+from luna_handlers.db.dsn import HostPort, parse_pg_dsn
+from luna_handlers.db.engine import pg_engine
+from luna_handlers.db.hostpool import HostPool
+from luna_handlers.db.migrate import upgrade
+from luna_handlers.pgserver.cluster import PgCluster, free_port
+
+TEST_USER = "luna"
+TEST_PASSWORD = "luna-test-pw"
+FAILOVER = FailoverSettings(connect_timeout=2.0, query_timeout=10.0, failure_threshold=3,
+                            health_check_interval=0.5, switch_wait=3.0)
+
+
+@pytest.fixture(scope="session")
+def shared_tmp() -> Iterator[Path]:
+    """A directory the server user can enter (pytest's own tmp is private to root)."""
+    base = Path(tempfile.mkdtemp(prefix="luna-handlers-tests-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(shared_tmp: Path) -> Iterator[PgCluster]:
+    """One started PostgreSQL server for the whole session."""
+    cluster = PgCluster(datadir=shared_tmp / "main", port=free_port(),
+                        superuser_password="postgres-test", settings={"fsync": "off"})
+    cluster.initdb()
+    cluster.start()
+    cluster.ensure_database(TEST_USER, TEST_PASSWORD, "postgres")
+    cluster.psql(f'ALTER ROLE "{TEST_USER}" CREATEDB')
+    yield cluster
+    cluster.stop("immediate")
+
+
+def new_database(cluster: PgCluster) -> str:
+    """Create an empty database owned by the test user and return its name."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    cluster.psql(f'CREATE DATABASE "{name}" OWNER "{TEST_USER}"')
+    return name
+
+
+def host_pool(cluster: PgCluster, dbname: str, pool_size: int = 5) -> HostPool:
+    """A HostPool on ``dbname`` of ``cluster`` as the test user."""
+    dsn = parse_pg_dsn(f"{TEST_USER}:{TEST_PASSWORD}@{cluster.host}:{cluster.port}/{dbname}")
+    return HostPool(pg_engine(HostPort(cluster.host, cluster.port), dsn, pool_size, FAILOVER),
+                    label=f"{cluster.host}:{cluster.port}")
+
+
+@pytest.fixture(scope="module")
+async def migrated_pool(pg_cluster: PgCluster) -> AsyncIterator[HostPool]:
+    """A HostPool on a fresh database migrated to head (one per test module)."""
+    pool = host_pool(pg_cluster, new_database(pg_cluster), pool_size=25)
+    async with pool.engine.connect() as conn:
+        await upgrade(conn)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+def db_context(migrated_pool: HostPool) -> DBContext:
+    """The DB context on the module's migrated database."""
+    return DBContext(migrated_pool)
