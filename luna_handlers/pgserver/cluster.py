@@ -23,7 +23,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -269,17 +268,3 @@ class PgCluster:
     def url(self, user: str, password: str, dbname: str) -> str:
         """A single-host ``postgresql://`` URL for this server."""
         return f"postgresql://{user}:{password}@{self.host}:{self.port}/{dbname}"
-
-
-@contextlib.contextmanager
-def temporary_cluster(base: Path, password: str = "postgres-test") -> Iterator[PgCluster]:
-    """A started throw-away cluster under ``base``; stopped and removed afterwards."""
-    cluster = PgCluster(datadir=base / "data", port=free_port(), superuser_password=password,
-                        settings={"fsync": "off"})
-    cluster.initdb()
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop("immediate")
-        shutil.rmtree(base, ignore_errors=True)
