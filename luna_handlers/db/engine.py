@@ -1,4 +1,5 @@
-"""Engines for one host: SQLAlchemy async engines over asyncpg (PostgreSQL).
+"""Engines for one host: SQLAlchemy async engines over asyncpg (PostgreSQL) and
+python-oracledb (Oracle).
 
 Every engine is bound to exactly one host, so a pool never spreads over several hosts; the
 failover manager decides which host that is.
@@ -13,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from luna_handlers.config import DBSettings, FailoverSettings
 from luna_handlers.db.dsn import DsnDefaults, HostPort, PgDsn, parse_pg_dsn
+from luna_handlers.db.hostpool import HostPool
+from luna_handlers.db.migrate import dialect_options
 
 APPLICATION_NAME = "luna-handlers"
 
@@ -54,3 +57,23 @@ def pg_engine(host: HostPort, dsn: PgDsn, pool_size: int,
         pool_pre_ping=False,
         connect_args=pg_connect_args(dsn, failover),
     )
+
+
+def oracle_engine(db: DBSettings, failover: FailoverSettings) -> AsyncEngine:
+    """An async engine on Oracle through python-oracledb in thin mode (no client libraries).
+
+    ``db_name`` is the SID, as LUNA documents it.
+    """
+    url = URL.create("oracle+oracledb", username=db.db_user, password=db.db_password or None,
+                     host=db.db_host, port=db.db_port, database=db.db_name)
+    return create_async_engine(
+        url, pool_size=db.connection_pool_size, max_overflow=0,
+        pool_timeout=failover.switch_wait,
+        connect_args={"tcp_connect_timeout": failover.connect_timeout},
+        **dialect_options("oracle"),
+    )
+
+
+def oracle_database(db: DBSettings, failover: FailoverSettings) -> HostPool:
+    """The database layer on one Oracle address."""
+    return HostPool(oracle_engine(db, failover), label=f"{db.db_host}:{db.db_port}")

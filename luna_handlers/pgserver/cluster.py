@@ -249,7 +249,11 @@ class PgCluster:
         # Names and passwords come from our own config, quoted above, never from a request.
         exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{user}'")  # noqa: S608
         verb = "ALTER" if exists else "CREATE"
-        self.psql(f"{verb} ROLE \"{quoted_user}\" LOGIN PASSWORD '{quoted_pw}'")
+        try:
+            self.psql(f"{verb} ROLE \"{quoted_user}\" LOGIN PASSWORD '{quoted_pw}'")
+        except RuntimeError:
+            # psql echoes the failing statement, password included: never pass that on.
+            raise RuntimeError(f"could not {verb.lower()} the role {user!r}") from None
         if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'"):  # noqa: S608
             self.psql(f"CREATE DATABASE \"{dbname}\" OWNER \"{quoted_user}\"")
 

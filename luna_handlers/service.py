@@ -1,0 +1,75 @@
+"""Wiring: settings → database → migrations → HTTP application.
+
+``create_service_app`` is the factory uvicorn imports in every worker process; the CLI
+prepares the database (embedded server, migrations, schema check) once before that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from starlette.applications import Starlette
+
+from luna_handlers.config import Settings, load_settings
+from luna_handlers.db.database import Database
+from luna_handlers.db.engine import oracle_database, pg_dsn
+from luna_handlers.db.failover import open_failover_database
+from luna_handlers.db.migrate import check_at_head, upgrade
+
+logger = logging.getLogger("luna_handlers")
+
+
+async def open_database(settings: Settings) -> Database:
+    """Connect to the configured database: the failover pool for PostgreSQL."""
+    db = settings.db
+    if db.db_type == "oracle":
+        return oracle_database(db, settings.failover)
+    return await open_failover_database(pg_dsn(db), db.connection_pool_size, settings.failover)
+
+
+def database_factory(settings: Settings) -> Callable[[], AbstractAsyncContextManager[Database]]:
+    """A factory for the app's lifespan: open the database, check its schema, close it."""
+
+    @asynccontextmanager
+    async def lifespan_database() -> AsyncIterator[Database]:
+        database = await open_database(settings)
+        try:
+            async with database.read() as conn:
+                await check_at_head(conn)
+            yield database
+        finally:
+            await database.close()
+
+    return lifespan_database
+
+
+async def migrate(settings: Settings) -> None:
+    """Upgrade the configured database to the newest schema."""
+    database = await open_database(settings)
+    try:
+        async with database.write() as conn:
+            await upgrade(conn)
+    finally:
+        await database.close()
+
+
+async def check_schema(settings: Settings) -> None:
+    """Raise ``SchemaMismatch`` unless the database is at the code's schema."""
+    database = await open_database(settings)
+    try:
+        async with database.read() as conn:
+            await check_at_head(conn)
+    finally:
+        await database.close()
+
+
+def create_service_app() -> Starlette:
+    """The ASGI application of one worker, configured from the file and the environment."""
+    from luna_handlers.app.application import create_app
+    from luna_handlers.app.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings, database_factory(settings))

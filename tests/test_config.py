@@ -1,0 +1,121 @@
+"""Configuration loading: precedence, defaults and every bad-config case (table-driven)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from luna_handlers.config import ConfigError, load_settings
+
+SECRET = "Sup3r-S3cret"  # noqa: S105
+
+
+def write(tmp_path: Path, content: Any) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def test_defaults_without_anything() -> None:
+    settings = load_settings(environ={})
+    db = settings.db
+    assert (db.db_type, db.db_host, db.db_port, db.db_user, db.db_password, db.db_name,
+            db.connection_pool_size, db.dsn) == (
+        "postgres", "127.0.0.1", 5432, "luna", "luna", "luna_handlers", 10, None)
+    assert not settings.db_configured
+    assert (settings.server.host, settings.server.port) == ("127.0.0.1", 5090)
+    assert settings.failover.failure_threshold == 3
+    assert settings.failover.health_check_interval == 2.0
+
+
+def test_oracle_default_port(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, {"LUNA_HANDLERS_DB": {"db_type": "oracle"}}), {})
+    assert settings.db.db_port == 1521 and settings.db_configured
+
+
+def test_precedence_file_env_flags(tmp_path: Path) -> None:
+    path = write(tmp_path, {"LUNA_HANDLERS_DB": {"db_host": "file", "db_port": 1111},
+                            "LUNA_HANDLERS_SERVER": {"port": 1000, "host": "0.0.0.0"}})
+    settings = load_settings(
+        path, {"LUNA_HANDLERS_DB__DB_PORT": "2222", "LUNA_HANDLERS_SERVER__PORT": "2000"},
+        {"LUNA_HANDLERS_SERVER.port": 3000})
+    assert settings.db.db_host == "file"
+    assert settings.db.db_port == 2222
+    assert settings.server.port == 3000
+    assert settings.server.host == "0.0.0.0"
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, {"LUNA_HANDLERS_DB": {"dsn": "pg01,pg02/luna_handlers"}})
+    settings = load_settings(environ={"LUNA_HANDLERS_CONFIG": str(path)})
+    assert settings.db.dsn == "pg01,pg02/luna_handlers" and settings.db_configured
+
+
+def test_env_alone_configures_the_database() -> None:
+    assert load_settings(environ={"LUNA_HANDLERS_DB__DB_HOST": "pg01"}).db_configured
+
+
+def test_float_keys_accept_integers(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, {"DB_FAILOVER": {"switch_wait": 2}}), {})
+    assert settings.failover.switch_wait == 2.0
+
+
+@pytest.mark.parametrize(("content", "environ", "expected"), [
+    ({"LUNA_HANDLERS_DB": {"db_prot": 5432}}, {}, "LUNA_HANDLERS_DB.db_prot: unknown key"),
+    ({"LUNA_HANDLER_DB": {}}, {}, "LUNA_HANDLER_DB: unknown section"),
+    ({"LUNA_HANDLERS_DB": []}, {}, "LUNA_HANDLERS_DB: must be a JSON object"),
+    ({"LUNA_HANDLERS_DB": {"db_port": "5432"}}, {}, "LUNA_HANDLERS_DB.db_port: must be int"),
+    ({"LUNA_HANDLERS_DB": {"db_port": True}}, {}, "LUNA_HANDLERS_DB.db_port: must be int"),
+    ({"LUNA_HANDLERS_DB": {"db_port": 70000}}, {},
+     "LUNA_HANDLERS_DB.db_port: must be a port number in 1..65535, got 70000"),
+    ({"LUNA_HANDLERS_DB": {"db_port": 0}}, {}, "LUNA_HANDLERS_DB.db_port: must be a port"),
+    ({"LUNA_HANDLERS_DB": {"db_type": "mysql"}}, {},
+     "LUNA_HANDLERS_DB.db_type: must be one of postgres, oracle, got 'mysql'"),
+    ({"LUNA_HANDLERS_DB": {"connection_pool_size": 0}}, {},
+     "LUNA_HANDLERS_DB.connection_pool_size: must be in 1..1000"),
+    ({"DB_FAILOVER": {"connect_timeout": -1}}, {},
+     "DB_FAILOVER.connect_timeout: must be greater than 0"),
+    ({"LOGGING": {"level": "LOUD"}}, {}, "LOGGING.level: must be one of"),
+    ([1, 2], {}, "must hold a JSON object of sections"),
+    ("{not json", {}, "not valid JSON"),
+    ({}, {"LUNA_HANDLERS_DB__DB_PORT": "abc"}, "LUNA_HANDLERS_DB__DB_PORT: must be int"),
+    ({}, {"LUNA_HANDLERS_DB__DB_PORTT": "1"},
+     "LUNA_HANDLERS_DB__DB_PORTT: unknown key 'db_portt' of section LUNA_HANDLERS_DB"),
+    ({}, {"LUNA_HANDLERS_SERVER__PORT": "99999"}, "LUNA_HANDLERS_SERVER.port: must be a port"),
+], ids=["unknown-key", "unknown-section", "section-not-object", "port-string", "port-bool",
+        "port-too-big", "port-zero", "unknown-db-type", "pool-zero", "negative-timeout",
+        "bad-log-level", "not-an-object", "not-json", "env-not-int", "env-unknown-key",
+        "env-port-range"])
+def test_bad_config_names_the_key(tmp_path: Path, content: Any, environ: dict[str, str],
+                                  expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, content), environ)
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file .*missing\.json: cannot read"):
+        load_settings(tmp_path / "missing.json", {})
+
+
+@pytest.mark.parametrize("content", [
+    {"LUNA_HANDLERS_DB": {"db_password": 12345}},
+    {"API": {"token": ["x"]}},
+], ids=["password-wrong-type", "token-wrong-type"])
+def test_secret_values_are_never_echoed(tmp_path: Path, content: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, content), {})
+    assert "12345" not in str(caught.value) and "['x']" not in str(caught.value)
+
+
+def test_repr_hides_secrets() -> None:
+    settings = load_settings(environ={"LUNA_HANDLERS_DB__DB_PASSWORD": SECRET,
+                                      "LUNA_HANDLERS_DB__DSN": f"u:{SECRET}@h/db",
+                                      "API__TOKEN": SECRET})
+    assert settings.db.db_password == SECRET
+    assert SECRET not in repr(settings)
