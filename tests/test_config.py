@@ -119,3 +119,12 @@ def test_repr_hides_secrets() -> None:
                                       "API__TOKEN": SECRET})
     assert settings.db.db_password == SECRET
     assert SECRET not in repr(settings)
+
+
+def test_readme_documents_every_key() -> None:
+    from luna_handlers.config import SCHEMA
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [f"{section}.{key}" for section, keys in SCHEMA.items() for key in keys
+               if f"`{section}.{key}`" not in readme]
+    assert missing == []

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from luna_handlers.db.database import Database
 from luna_handlers.db.handlers_db_tools.models.handlers_models import Handler, Verifier
+from luna_handlers.db.notify import notify_after, supports_notifications
 from luna_handlers.db.sqltypes import utc_now
 from luna_handlers.errors import HandlerCorrupted
 
@@ -204,12 +205,21 @@ class DBContext:
                     policies=None if isDynamic else _dump(policies),
                     last_update_time=utc_now())
         )
-        async with self.database.write() as conn:
-            return (await conn.execute(query)).rowcount > 0
+        return await self._change_handler(query)
 
     async def deleteHandler(self, handlerId: str, accountId: str | None = None) -> bool:
         """Delete the handler; True if it existed."""
-        return await self._delete(HANDLER, "handler_id", handlerId, accountId)
+        query = sa.delete(HANDLER).where(*_by_id(HANDLER, "handler_id", handlerId, accountId))
+        return await self._change_handler(query)
+
+    async def _change_handler(self, query: sa.Update | sa.Delete) -> bool:
+        # The notification goes in the same statement, hence the same transaction: it is
+        # sent on commit only, so the handler caches of every instance never miss a change.
+        async with self.database.write() as conn:
+            if supports_notifications(self.database.dialect_name):
+                return (await conn.execute(notify_after(query, HANDLER.c.handler_id))
+                        ).first() is not None
+            return (await conn.execute(query)).rowcount > 0
 
     # -- verifiers -------------------------------------------------------------------------
 

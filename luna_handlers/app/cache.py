@@ -1,0 +1,134 @@
+"""The read cache of handlers: an LRU of :class:`HandlerRecord` kept correct by a change feed.
+
+Handlers are read on every event the platform processes and change rarely, so ``GET
+/1/handlers/{id}`` is served from memory. Correctness comes from
+:class:`luna_handlers.db.notify.ChangeFeed`: every instance invalidates a handler within
+milliseconds of a commit anywhere, and flushes everything when its feed reconnects. While the
+feed is down, :attr:`HandlerCache.enabled` is False: nothing is served and nothing is stored.
+
+The race this module is built around: a read that started before an invalidation may come back
+with the old row *after* the invalidation was processed; storing it would keep a stale handler
+forever. So a read takes a :class:`ReadToken` first (``begin_read``), and ``put`` stores the
+record only if that handler was not invalidated (and the cache not cleared) since the token.
+
+Everything runs on the event loop thread: no method awaits, so none needs a lock.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import Counter
+
+from luna_handlers.db.context import HandlerRecord
+
+CACHE_HITS = Counter("luna_handlers_cache_hits", "GET handler requests served from the cache")
+CACHE_MISSES = Counter("luna_handlers_cache_misses",
+                       "GET handler requests that read the database (cache miss or bypass)")
+
+# How many recent invalidations are remembered one by one; older ones are folded into a
+# floor below which every token is refused (safe, and only costs a few refused puts).
+INVALIDATION_MEMORY = 4096
+
+
+class HealthSource(Protocol):
+    """What the cache needs from the change feed."""
+
+    @property
+    def healthy(self) -> bool:
+        """True while change notifications are being received."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReadToken:
+    """Proof of when a database read of ``handler_id`` started (see ``begin_read``)."""
+
+    handler_id: str
+    epoch: int
+
+
+class HandlerCache:
+    """LRU of handlers by id, at most ``max_size`` entries; 0 disables it.
+
+    Without a ``feed`` (or with one that is not healthy) the cache is disabled: serving
+    without change notifications could serve a handler another instance changed.
+    """
+
+    def __init__(self, max_size: int, feed: HealthSource | None = None) -> None:
+        if max_size < 0:
+            raise ValueError("max_size must be >= 0")
+        self.max_size = max_size
+        self.feed = feed
+        self._entries: OrderedDict[str, HandlerRecord] = OrderedDict()
+        self._epoch = 0  # bumped by every invalidate and clear
+        self._floor = 0  # tokens older than this are refused (clear, forgotten invalidations)
+        self._invalidated: OrderedDict[str, int] = OrderedDict()  # id -> epoch of last one
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when the cache may serve and store: a size above 0 and a healthy feed."""
+        return self.max_size > 0 and self.feed is not None and self.feed.healthy
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, handler_id: str) -> HandlerRecord | None:
+        """The cached handler (a hit), or None (a miss: read the DB, then ``put``)."""
+        record = self._entries.get(handler_id) if self.enabled else None
+        if record is None:
+            self.misses += 1
+            CACHE_MISSES.inc()
+            return None
+        self._entries.move_to_end(handler_id)
+        self.hits += 1
+        CACHE_HITS.inc()
+        return record
+
+    def begin_read(self, handler_id: str) -> ReadToken:
+        """Take before reading ``handler_id`` from the database; pass to ``put`` after."""
+        return ReadToken(handler_id, self._epoch)
+
+    def put(self, record: HandlerRecord, token: ReadToken) -> bool:
+        """Store ``record`` unless it may be stale; True if stored.
+
+        Refused when the cache is disabled, when the token is for another handler, or when
+        the handler was invalidated (or the cache cleared) after ``token`` was taken.
+        """
+        handler_id = record.handler_id
+        if not self.enabled or token.handler_id != handler_id:
+            return False
+        if token.epoch < self._floor or self._invalidated.get(handler_id, 0) > token.epoch:
+            return False
+        self._entries[handler_id] = record
+        self._entries.move_to_end(handler_id)
+        while len(self._entries) > self.max_size:
+            self._entries.popitem(last=False)
+        return True
+
+    def invalidate(self, handler_id: str) -> None:
+        """Forget ``handler_id`` and refuse every read of it that started before now."""
+        self._epoch += 1
+        self._entries.pop(handler_id, None)
+        self._invalidated[handler_id] = self._epoch
+        self._invalidated.move_to_end(handler_id)
+        if len(self._invalidated) > INVALIDATION_MEMORY:
+            _oldest, epoch = self._invalidated.popitem(last=False)
+            # Forgetting it one by one means refusing every token from before it.
+            self._floor = max(self._floor, epoch)
+
+    def clear(self) -> None:
+        """Forget everything and refuse every read that started before now."""
+        self._epoch += 1
+        self._floor = self._epoch
+        self._entries.clear()
+        self._invalidated.clear()
+
+    def status(self) -> dict[str, Any]:
+        """Facts for the health check."""
+        return {"enabled": self.enabled, "size": len(self._entries),
+                "max_size": self.max_size, "hits": self.hits, "misses": self.misses}

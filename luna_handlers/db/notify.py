@@ -1,0 +1,245 @@
+"""Change notifications for the handler cache: PostgreSQL NOTIFY on write, LISTEN per instance.
+
+Writers (:meth:`DBContext.putHandler`, :meth:`DBContext.deleteHandler`) send
+``pg_notify(CHANNEL, handler_id)`` in the statement that changes the row, so the notification
+leaves only if the transaction commits, and after the change is visible to new snapshots.
+
+Every service instance keeps one :class:`ChangeFeed`: a dedicated asyncpg connection (not
+pooled: a pooled connection is reset and shared, a LISTEN must stay put) to the host the pool
+currently uses. It calls ``on_change(handler_id)`` per notification and ``on_reset()`` after
+every (re)connect, because notifications sent while it was away are lost for good. While it is
+not listening it reports ``healthy = False`` and the cache refuses to serve: a stale handler
+is worse than a slower one.
+
+Oracle has no LISTEN/NOTIFY here: :func:`supports_notifications` is False and the cache must
+be built disabled (size 0) on that dialect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+
+from luna_handlers.config import FailoverSettings
+from luna_handlers.db.dsn import PgDsn
+from luna_handlers.db.engine import APPLICATION_NAME, pg_connect_args
+from luna_handlers.db.hostpool import HostPool
+
+logger = logging.getLogger("luna_handlers.db.notify")
+
+CHANNEL = "luna_handlers_handler_changed"
+FEED_APPLICATION_NAME = f"{APPLICATION_NAME}-feed"
+
+# ``(host, port, generation)`` of the host the pool uses now, or None while it has none.
+Target = Callable[[], tuple[str, int, int] | None]
+
+# What the feed catches from a connect or a ping; anything else is a bug and propagates.
+_FEED_ERRORS = (OSError, TimeoutError, EOFError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def supports_notifications(dialect_name: str) -> bool:
+    """True when the dialect can send and receive change notifications (PostgreSQL only)."""
+    return dialect_name == "postgresql"
+
+
+def notify_after(dml: sa.Update | sa.Delete, id_column: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """``dml`` as a CTE followed by one ``pg_notify`` per changed row, in ONE statement.
+
+    One round trip instead of two, and no notification when nothing matched. The result has
+    one row per changed row, so ``bool(result.first())`` says whether anything changed.
+    """
+    changed = dml.returning(id_column.label("changed_id")).cte("changed")
+    return sa.select(sa.func.pg_notify(CHANNEL, changed.c.changed_id)).select_from(changed)
+
+
+def host_pool_target(pool: HostPool) -> tuple[str, int, int]:
+    """The target triple of a :class:`HostPool` (host and port of its engine, its generation)."""
+    url = pool.engine.url
+    return (url.host or "127.0.0.1", url.port or 5432, pool.generation)
+
+
+class ChangeFeed:
+    """One LISTEN connection that follows the pool's current host; see the module docstring.
+
+    ``target`` is polled every ``poll_interval`` seconds; a new host or generation means a
+    reconnect. The same tick pings the host (``pg_is_in_recovery()``, bounded by
+    ``ping_timeout``): a hung host or one that became a standby (where no write can happen,
+    so no notification either) makes the feed unhealthy and reconnect.
+    """
+
+    def __init__(
+        self, target: Target, *, user: str, password: str, dbname: str,
+        on_change: Callable[[str], None], on_reset: Callable[[], None],
+        connect_args: dict[str, Any] | None = None, poll_interval: float = 0.5,
+        ping_timeout: float = 1.0, backoff_initial: float = 0.1, backoff_max: float = 2.0,
+    ) -> None:
+        self._target = target
+        self._credentials = {"user": user, "password": password or None, "database": dbname}
+        self._connect_args = dict(connect_args or {})
+        self._on_change = on_change
+        self._on_reset = on_reset
+        self.poll_interval = poll_interval
+        self.ping_timeout = ping_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._healthy = False
+        self._connected_to: tuple[str, int, int] | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.resets = 0  # completed (re)connects, for the health check and tests
+
+    @classmethod
+    def from_dsn(cls, target: Target, dsn: PgDsn, failover: FailoverSettings, *,
+                 on_change: Callable[[str], None], on_reset: Callable[[], None],
+                 application_name: str = FEED_APPLICATION_NAME) -> ChangeFeed:
+        """A feed with the pool's credentials, timeouts and SSL (``pg_dsn(settings.db)``)."""
+        args = pg_connect_args(dsn, failover)
+        # Its own name: an operator (or a test) can tell the listener from pooled sessions.
+        args["server_settings"] = {**args.get("server_settings", {}),
+                                   "application_name": application_name}
+        return cls(target, user=dsn.user, password=dsn.password, dbname=dsn.dbname,
+                   on_change=on_change, on_reset=on_reset, connect_args=args)
+
+    @property
+    def healthy(self) -> bool:
+        """True while the LISTEN is active on the current host (the cache may serve)."""
+        return self._healthy
+
+    def status(self) -> dict[str, Any]:
+        """Facts for the health check."""
+        host = self._connected_to
+        return {"healthy": self._healthy, "resets": self.resets,
+                "host": None if host is None else f"{host[0]}:{host[1]}"}
+
+    def start(self) -> None:
+        """Start listening in the background (idempotent)."""
+        if self._task is None:
+            self._stop.clear()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="change-feed")
+
+    async def wait_healthy(self, timeout: float) -> bool:
+        """Wait until the feed listens (True) or ``timeout`` seconds pass (False)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._healthy:
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def close(self) -> None:
+        """Stop listening and close the connection."""
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def _sleep(self, seconds: float) -> None:
+        # Wakes early on close(), so shutdown never waits for a backoff.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _run(self) -> None:
+        try:
+            await self._loop()
+        except Exception:
+            # A bug, not a database problem: stay unhealthy (the cache bypasses itself).
+            logger.exception("change feed stopped")
+
+    async def _loop(self) -> None:
+        delay = self.backoff_initial
+        while not self._stop.is_set():
+            target = self._target()
+            if target is None:
+                await self._sleep(self.poll_interval)
+                continue
+            conn = await self._connect(target)
+            if conn is None:
+                await self._sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            delay = self.backoff_initial
+            try:
+                await self._listen(conn, target)
+            finally:
+                self._healthy = False
+                self._connected_to = None
+                await self._close_conn(conn)
+
+    async def _connect(self, target: tuple[str, int, int]) -> asyncpg.Connection | None:
+        host, port, _generation = target
+        try:
+            conn: asyncpg.Connection = await asyncpg.connect(
+                host=host, port=port, **self._credentials, **self._connect_args)
+        except _FEED_ERRORS as exc:
+            logger.warning("change feed cannot connect to %s:%s: %s", host, port,
+                           type(exc).__name__)
+            return None
+        try:
+            await conn.add_listener(CHANNEL, self._notified)
+        except _FEED_ERRORS as exc:
+            logger.warning("change feed cannot LISTEN on %s:%s: %s", host, port,
+                           type(exc).__name__)
+            await self._close_conn(conn)
+            return None
+        return conn
+
+    async def _listen(self, conn: asyncpg.Connection, target: tuple[str, int, int]) -> None:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        # Flush only once LISTEN is active: every commit after this point will be notified,
+        # every one before it is visible to the reads that refill the cache.
+        self._on_reset()
+        self.resets += 1
+        self._connected_to = target
+        self._healthy = True
+        logger.info("change feed listening on %s:%s (generation %s)", *target)
+        while not self._stop.is_set() and not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), self.poll_interval)
+            if lost.is_set() or self._stop.is_set():
+                break
+            if self._target() != target:
+                logger.info("change feed: the pool moved, reconnecting")
+                return
+            if not await self._ping(conn):
+                return
+        if lost.is_set():
+            logger.warning("change feed lost its connection to %s:%s", target[0], target[1])
+
+    async def _ping(self, conn: asyncpg.Connection) -> bool:
+        try:
+            in_recovery = await conn.fetchval("SELECT pg_is_in_recovery()",
+                                              timeout=self.ping_timeout)
+        except _FEED_ERRORS as exc:
+            logger.warning("change feed ping failed: %s", type(exc).__name__)
+            return False
+        if in_recovery:
+            logger.warning("change feed host became a standby, reconnecting")
+            return False
+        return True
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            self._on_change(payload)
+        except Exception:
+            # A failing callback must not kill the listener; the cache is then suspect.
+            logger.exception("change feed callback failed; flushing")
+            self._on_reset()
+
+    async def _close_conn(self, conn: asyncpg.Connection) -> None:
+        try:
+            await asyncio.wait_for(conn.close(), self.ping_timeout)
+        except _FEED_ERRORS:
+            # A hung host never answers the goodbye; drop the socket instead.
+            conn.terminate()
+        except asyncio.CancelledError:
+            conn.terminate()
+            raise
