@@ -57,12 +57,8 @@ async def migrate(settings: Settings) -> None:
 
 async def check_schema(settings: Settings) -> None:
     """Raise ``SchemaMismatch`` unless the database is at the code's schema."""
-    database = await open_database(settings)
-    try:
-        async with database.read() as conn:
-            await check_at_head(conn)
-    finally:
-        await database.close()
+    async with database_factory(settings)():
+        pass
 
 
 def create_service_app() -> Starlette:

@@ -33,53 +33,47 @@ class Base(DeclarativeBase):
         return [column.name for column in cls.__table__.columns]
 
 
-class Handler(Base):
+class _Common:
+    """Columns every policy set has; ``sort_order`` keeps them where LUNA has them."""
+
+    account_id: Mapped[str] = mapped_column(sa.String(36), nullable=False, sort_order=1)
+    """uuid4 of the account the object belongs to"""
+    create_time: Mapped[datetime] = mapped_column(
+        sa.TIMESTAMP, nullable=False, server_default=utc_now(), sort_order=2)
+    """date and time of creation (UTC)"""
+    last_update_time: Mapped[datetime] = mapped_column(
+        sa.TIMESTAMP, nullable=False, server_default=utc_now(), sort_order=3)
+    """date and time of the last change (UTC)"""
+    description: Mapped[str | None] = mapped_column(sa.String(128), index=True, sort_order=4)
+    """a client description"""
+    policies: Mapped[str | None] = mapped_column(sa.Text, sort_order=5)
+    """json with policies (NULL for dynamic handlers)"""
+
+
+class Handler(_Common, Base):
     """Database table model for handlers."""
 
     __tablename__ = "handler"
 
-    handler_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    handler_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, sort_order=0)
     """handler id, uuid4"""
-    account_id: Mapped[str] = mapped_column(sa.String(36), nullable=False)
-    """account uuid4 to which this handler belongs"""
-    create_time: Mapped[datetime] = mapped_column(
-        sa.TIMESTAMP, nullable=False, server_default=utc_now())
-    """date and time of creation of the handler (UTC)"""
-    last_update_time: Mapped[datetime] = mapped_column(
-        sa.TIMESTAMP, nullable=False, server_default=utc_now())
-    """date and time of the last change of the handler (UTC)"""
-    description: Mapped[str | None] = mapped_column(sa.String(128), index=True)
-    """a client handler description"""
-    policies: Mapped[str | None] = mapped_column(sa.Text)
-    """json with policies; NULL for dynamic handlers"""
     is_dynamic: Mapped[bool] = mapped_column(
         sa.Boolean(create_constraint=True, name="is_dynamic_bool"), nullable=False,
-        server_default=sa.false())
+        server_default=sa.false(), sort_order=6)
     """whether a handler is dynamic"""
 
     __table_args__ = (sa.Index(None, "account_id", "create_time"),)
 
 
-class Verifier(Base):
+class Verifier(_Common, Base):
     """Database table model for verifiers."""
 
     __tablename__ = "verifier"
 
-    verifier_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    verifier_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, sort_order=0)
     """verifier id, uuid4"""
-    account_id: Mapped[str] = mapped_column(sa.String(36), nullable=False)
-    """account id"""
-    create_time: Mapped[datetime] = mapped_column(
-        sa.TIMESTAMP, nullable=False, server_default=utc_now())
-    """verifier creation time (UTC)"""
-    last_update_time: Mapped[datetime] = mapped_column(
-        sa.TIMESTAMP, nullable=False, server_default=utc_now())
-    """verifier last update time (UTC)"""
-    description: Mapped[str | None] = mapped_column(sa.String(128), index=True)
-    """verifier description"""
-    policies: Mapped[str | None] = mapped_column(sa.Text)
-    """verifier policies (json)"""
-    version: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default=sa.text("1"))
+    version: Mapped[int] = mapped_column(sa.Integer, nullable=False,
+                                         server_default=sa.text("1"), sort_order=6)
     """verifier version: 1 on creation, +1 on every replace"""
 
     __table_args__ = (sa.Index(None, "account_id", "create_time"),)
