@@ -184,3 +184,10 @@ class DatabaseOutcomeUnknown(
 
 class DatabaseFailure(DatabaseError, code=34012, status=500, desc="Database error"):
     """The database rejected the statement for a reason that is not connectivity."""
+
+
+class VerifierCorrupted(LunaError, code=34013, status=500, desc="Internal server error"):
+    """The stored policies of a verifier cannot be loaded (code: our choice, like 34002)."""
+
+    def __init__(self, verifier_id: str) -> None:
+        super().__init__(f"Cannot load verifier with id '{verifier_id}'. Verifier is corrupted")

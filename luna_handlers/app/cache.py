@@ -22,7 +22,15 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
+from luna_handlers.config import FailoverSettings
 from luna_handlers.db.context import HandlerRecord
+from luna_handlers.db.dsn import PgDsn
+from luna_handlers.db.notify import (
+    FEED_APPLICATION_NAME,
+    ChangeFeed,
+    Target,
+    supports_notifications,
+)
 
 CACHE_HITS = Counter("luna_handlers_cache_hits", "GET handler requests served from the cache")
 CACHE_MISSES = Counter("luna_handlers_cache_misses",
@@ -40,6 +48,18 @@ class HealthSource(Protocol):
     def healthy(self) -> bool:
         """True while change notifications are being received."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class CachedHandler:
+    """One entry: the record, and the rendered GET body when the route supplied it.
+
+    Keeping the body skips the policy normalisation and JSON encoding on every hit: that is
+    most of the CPU of a GET once the database is out of the way.
+    """
+
+    record: HandlerRecord
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +82,7 @@ class HandlerCache:
             raise ValueError("max_size must be >= 0")
         self.max_size = max_size
         self.feed = feed
-        self._entries: OrderedDict[str, HandlerRecord] = OrderedDict()
+        self._entries: OrderedDict[str, CachedHandler] = OrderedDict()
         self._epoch = 0  # bumped by every invalidate and clear
         self._floor = 0  # tokens older than this are refused (clear, forgotten invalidations)
         self._invalidated: OrderedDict[str, int] = OrderedDict()  # id -> epoch of last one
@@ -77,24 +97,24 @@ class HandlerCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, handler_id: str) -> HandlerRecord | None:
+    def get(self, handler_id: str) -> CachedHandler | None:
         """The cached handler (a hit), or None (a miss: read the DB, then ``put``)."""
-        record = self._entries.get(handler_id) if self.enabled else None
-        if record is None:
+        entry = self._entries.get(handler_id) if self.enabled else None
+        if entry is None:
             self.misses += 1
             CACHE_MISSES.inc()
             return None
         self._entries.move_to_end(handler_id)
         self.hits += 1
         CACHE_HITS.inc()
-        return record
+        return entry
 
     def begin_read(self, handler_id: str) -> ReadToken:
         """Take before reading ``handler_id`` from the database; pass to ``put`` after."""
         return ReadToken(handler_id, self._epoch)
 
-    def put(self, record: HandlerRecord, token: ReadToken) -> bool:
-        """Store ``record`` unless it may be stale; True if stored.
+    def put(self, record: HandlerRecord, token: ReadToken, body: bytes | None = None) -> bool:
+        """Store ``record`` (and its rendered ``body``) unless it may be stale; True if stored.
 
         Refused when the cache is disabled, when the token is for another handler, or when
         the handler was invalidated (or the cache cleared) after ``token`` was taken.
@@ -104,7 +124,7 @@ class HandlerCache:
             return False
         if token.epoch < self._floor or self._invalidated.get(handler_id, 0) > token.epoch:
             return False
-        self._entries[handler_id] = record
+        self._entries[handler_id] = CachedHandler(record, body)
         self._entries.move_to_end(handler_id)
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
@@ -132,3 +152,21 @@ class HandlerCache:
         """Facts for the health check."""
         return {"enabled": self.enabled, "size": len(self._entries),
                 "max_size": self.max_size, "hits": self.hits, "misses": self.misses}
+
+
+def cache_with_feed(max_size: int, dialect_name: str, target: Target, dsn: PgDsn,
+                    failover: FailoverSettings, *,
+                    application_name: str = FEED_APPLICATION_NAME,
+                    ) -> tuple[HandlerCache, ChangeFeed | None]:
+    """The cache of one service instance and the feed that keeps it correct.
+
+    No feed (and a disabled cache) when ``max_size`` is 0 or the dialect cannot notify
+    (Oracle). The caller starts the feed (``feed.start()``) and closes it on shutdown.
+    """
+    if max_size == 0 or not supports_notifications(dialect_name):
+        return HandlerCache(0), None
+    cache = HandlerCache(max_size)
+    feed = ChangeFeed.from_dsn(target, dsn, failover, on_change=cache.invalidate,
+                               on_reset=cache.clear, application_name=application_name)
+    cache.feed = feed
+    return cache, feed

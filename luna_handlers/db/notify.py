@@ -64,6 +64,20 @@ def host_pool_target(pool: HostPool) -> tuple[str, int, int]:
     return (url.host or "127.0.0.1", url.port or 5432, pool.generation)
 
 
+def database_target(database: object) -> Target:
+    """The target of a :class:`HostPool`, or of a database whose ``active`` is its HostPool.
+
+    The failover database exposes the pool requests use now as ``active`` (None before start,
+    after close); its generation changes with every switch, which moves the feed.
+    """
+
+    def target() -> tuple[str, int, int] | None:
+        pool = database if isinstance(database, HostPool) else getattr(database, "active", None)
+        return host_pool_target(pool) if isinstance(pool, HostPool) else None
+
+    return target
+
+
 class ChangeFeed:
     """One LISTEN connection that follows the pool's current host; see the module docstring.
 
@@ -123,21 +137,26 @@ class ChangeFeed:
             self._stop.clear()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="change-feed")
 
-    async def wait_healthy(self, timeout: float) -> bool:
-        """Wait until the feed listens (True) or ``timeout`` seconds pass (False)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait_healthy(self, seconds: float) -> bool:
+        """Wait until the feed listens (True) or ``seconds`` pass (False)."""
+        deadline = asyncio.get_running_loop().time() + seconds
         while not self._healthy:
             if asyncio.get_running_loop().time() >= deadline:
                 return False
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # polled: used at startup and in tests only
         return True
 
     async def close(self) -> None:
-        """Stop listening and close the connection."""
+        """Stop listening and close the connection; prompt even while a host hangs."""
         self._stop.set()
         task, self._task = self._task, None
-        if task is not None:
-            await task
+        if task is None:
+            return
+        done, _pending = await asyncio.wait({task}, timeout=self.ping_timeout)
+        if not done:
+            # Stuck in a connect to a host that does not answer: no goodbye is owed.
+            task.cancel()
+            await asyncio.wait({task})
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -178,7 +197,9 @@ class ChangeFeed:
         try:
             conn: asyncpg.Connection = await asyncpg.connect(
                 host=host, port=port, **self._credentials, **self._connect_args)
-        except _FEED_ERRORS as exc:
+        except Exception as exc:
+            # Whatever fails a connect (network, auth, TLS, a server starting up) is retried
+            # with backoff: the feed must outlive it, and is unhealthy meanwhile.
             logger.warning("change feed cannot connect to %s:%s: %s", host, port,
                            type(exc).__name__)
             return None

@@ -1,0 +1,101 @@
+"""What route functions take from a request: the DB context, the account, path ids, JSON body."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from luna_handlers.app.params import canonical_uuid
+from luna_handlers.config import Settings
+from luna_handlers.db.context import DBContext
+from luna_handlers.errors import (
+    BadAccountId,
+    BadContentType,
+    BadInputJson,
+    PayloadTooLarge,
+    RequiredParamsNotFound,
+)
+
+#: A route function.
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+ACCOUNT_HEADER = "Luna-Account-Id"
+JSON_MEDIA_TYPE = "application/json"
+
+
+def db(request: Request) -> DBContext:
+    """The DB context built by the application's lifespan."""
+    return cast(DBContext, request.app.state.db)
+
+
+def settings(request: Request) -> Settings:
+    """The service settings the application was created with."""
+    return cast(Settings, request.app.state.settings)
+
+
+def account(request: Request) -> str | None:
+    """The ``Luna-Account-Id`` header as a canonical UUID, or None (an unscoped read)."""
+    value = request.headers.get(ACCOUNT_HEADER)
+    if value is None:
+        return None
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise BadAccountId()
+    return canonical
+
+
+def required_account(request: Request) -> str:
+    """The ``Luna-Account-Id`` header, which every state-changing request must carry."""
+    value = account(request)
+    if value is None:
+        raise RequiredParamsNotFound(ACCOUNT_HEADER)
+    return value
+
+
+def path_id(request: Request, name: str) -> str | None:
+    """The UUID path parameter ``name`` in canonical form; None when it is not a UUID.
+
+    A malformed id names no object, so callers answer it with their "not found" error.
+    """
+    return canonical_uuid(request.path_params[name])
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == JSON_MEDIA_TYPE
+
+
+async def read_json(request: Request) -> object:
+    """The decoded JSON body, within the size limit (``Content-Length`` and streamed bytes)."""
+    limit = settings(request).api.max_body_size
+    declared = request.headers.get("content-length")
+    # Refuse before reading a byte when the client announces too much.
+    if declared is not None and declared.isascii() and declared.isdigit() \
+            and int(declared) > limit:
+        raise PayloadTooLarge(limit)
+    if not _is_json(request.headers.get("content-type")):
+        raise BadContentType(f"Bad content type: expected '{JSON_MEDIA_TYPE}'")
+    chunks: list[bytes] = []
+    size = 0
+    # Content-Length can be absent (chunked) or wrong: count what actually arrives.
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise BadContentType("Request body is not valid JSON") from None
+
+
+def check_description(description: str) -> None:
+    """Refuse a NUL character in a description: PostgreSQL text cannot store it."""
+    if "\x00" in description:
+        raise BadInputJson("description", "String should not contain NUL characters")

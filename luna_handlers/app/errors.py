@@ -1,0 +1,128 @@
+"""The one place where errors become HTTP responses.
+
+Route code and middleware only raise :class:`~luna_handlers.errors.LunaError` subclasses.
+Three entry points turn them into the LUNA body ``{"error_code", "desc", "detail", "link"}``,
+all through :func:`error_response`:
+
+* :func:`luna_error_handler` and :func:`http_exception_handler`, registered as Starlette
+  exception handlers (routing 404/405 become ``PageNotFound``/``MethodNotAllowed``);
+* :class:`ErrorMiddleware`, which catches what escapes them: a ``LunaError`` raised by an
+  outer middleware (auth) and any other exception, answered as ``InternalError`` 500 with the
+  traceback logged and never sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from luna_handlers.app.serialize import ORJSONResponse
+from luna_handlers.errors import (
+    DatabaseOutcomeUnknown,
+    DatabaseUnavailable,
+    InternalError,
+    LunaError,
+    MethodNotAllowed,
+    PageNotFound,
+    Unauthorized,
+)
+
+logger = logging.getLogger("luna_handlers.app")
+
+#: Errors after which the client may simply try again; they tell it when.
+RETRY_AFTER_SECONDS = "1"
+_RETRYABLE = (DatabaseUnavailable, DatabaseOutcomeUnknown)
+
+
+def error_response(exc: LunaError, *, head: bool = False,
+                   extra: dict[str, Any] | None = None) -> Response:
+    """The HTTP response of ``exc``: its status and LUNA body (no body for HEAD)."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, _RETRYABLE):
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    elif isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    if head:
+        # HEAD answers carry the status only; a body would break HTTP framing.
+        return Response(status_code=exc.status, headers=headers)
+    body = exc.body()
+    if extra:
+        body.update(extra)
+    return ORJSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def _log(exc: LunaError) -> None:
+    # Client errors are visible in the access log; only server-side failures are logged here.
+    if exc.status >= 500:
+        logger.warning("%s %d: %s", type(exc).__name__, exc.code, exc.detail)
+
+
+async def luna_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette handler for every :class:`LunaError` raised by a route."""
+    assert isinstance(exc, LunaError)
+    _log(exc)
+    return error_response(exc, head=request.method == "HEAD")
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    """Starlette handler for routing errors: 404 and 405 in the LUNA format."""
+    assert isinstance(exc, HTTPException)
+    head = request.method == "HEAD"
+    if exc.status_code == 404:
+        return error_response(PageNotFound(f"Page '{request.url.path}' not found"), head=head)
+    if exc.status_code == 405:
+        response = error_response(
+            MethodNotAllowed(f"Method '{request.method}' is not allowed for '{request.url.path}'"),
+            head=head)
+        # Starlette lists the route's methods in Allow (RFC 9110 requires it on 405).
+        response.headers.update(exc.headers or {})
+        return response
+    # Nothing in this service raises other HTTPExceptions; one would be a bug.
+    logger.error("unexpected HTTPException %d: %s", exc.status_code, exc.detail)
+    return error_response(InternalError(), head=head)
+
+
+class ErrorMiddleware:
+    """Pure ASGI middleware: the last line of defence, answering what nothing else handled."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; turn an escaping exception into a LUNA error response."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # Nobody is left to answer; not a server fault, so no traceback either.
+            logger.info("client disconnected during %s %r", scope["method"], scope["path"])
+        except LunaError as exc:
+            if started:
+                raise
+            _log(exc)
+            await error_response(exc, head=scope["method"] == "HEAD")(scope, receive, send)
+        except Exception:
+            # The traceback goes to the log only: it can reveal internals to a client.
+            logger.exception("unhandled error in %s %r", scope["method"], scope["path"])
+            if started:
+                raise
+            response = error_response(InternalError(), head=scope["method"] == "HEAD")
+            await response(scope, receive, send)
+
+
+EXCEPTION_HANDLERS = {LunaError: luna_error_handler, HTTPException: http_exception_handler}

@@ -1,0 +1,52 @@
+"""GET /1/healthcheck and GET /1/version."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import sqlalchemy
+from starlette.requests import Request
+from starlette.responses import Response
+
+import luna_handlers
+from luna_handlers.app.errors import error_response
+from luna_handlers.app.serialize import ORJSONResponse
+from luna_handlers.db.database import Database
+from luna_handlers.errors import DatabaseError, DatabaseUnavailable
+
+API_VERSION = 1
+#: A probe must answer quickly even when the database hangs; the DB layer's own query
+#: timeout is sized for real work, not for probes.
+PING_TIMEOUT = 5.0
+
+
+async def ping(database: Database) -> None:
+    """One cheap round trip to the database.
+
+    TODO(lead): belongs in the DB layer (``DBContext.ping``); kept here because the HTTP layer
+    may not edit ``luna_handlers/db``. It is the only SQL outside that package.
+    """
+    async with database.read() as conn:
+        await conn.execute(sqlalchemy.text("SELECT 1"))
+
+
+async def healthcheck(request: Request) -> Response:
+    """200 with the database status after a round trip; 503 with the LUNA error body if not."""
+    database = cast(Database, request.app.state.database)
+    try:
+        async with asyncio.timeout(PING_TIMEOUT):
+            await ping(database)
+    except TimeoutError:
+        failure = DatabaseUnavailable(f"the database did not answer within {PING_TIMEOUT:g} s")
+    except DatabaseError as exc:
+        failure = DatabaseUnavailable(exc.detail)
+    else:
+        return ORJSONResponse({"status": "ok", "database": database.status()})
+    return error_response(failure, head=request.method == "HEAD",
+                          extra={"database": database.status()})
+
+
+async def version(_request: Request) -> Response:
+    """The service and API versions."""
+    return ORJSONResponse({"version": luna_handlers.__version__, "api_version": API_VERSION})

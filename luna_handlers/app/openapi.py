@@ -1,0 +1,250 @@
+"""The OpenAPI 3.1 document of the service, generated from one table of operations.
+
+Query parameters come from :mod:`.params` (the tables the routes parse with) and bodies from
+:mod:`.policies`, so the document describes exactly what the code accepts. Error responses list
+the LUNA codes each operation can answer with, and their bodies restrict ``error_code`` to them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import luna_handlers
+from luna_handlers.app import openapi_schemas as schemas
+from luna_handlers.app.openapi_schemas import JSON, ref
+from luna_handlers.app.params import (
+    HANDLER_COUNT_PARAMS,
+    HANDLER_LIST_PARAMS,
+    UUID_SCHEMA,
+    VERIFIER_COUNT_PARAMS,
+    VERIFIER_LIST_PARAMS,
+    QueryParam,
+)
+from luna_handlers.errors import (
+    BadAccountId,
+    BadContentType,
+    BadInputJson,
+    BadQueryParams,
+    DatabaseFailure,
+    DatabaseOutcomeUnknown,
+    DatabaseUnavailable,
+    HandlerCorrupted,
+    HandlerNotFound,
+    InternalError,
+    LunaError,
+    PayloadTooLarge,
+    RequiredParamsNotFound,
+    Unauthorized,
+    VerifierCorrupted,
+    VerifierNotFound,
+)
+
+Account = Literal["optional", "required"] | None
+DBAccess = Literal["read", "write"] | None
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented operation; the error responses are derived from its traits."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    success: Mapping[str, dict[str, Any]]
+    account: Account = "optional"
+    query: Mapping[str, QueryParam] | None = None
+    body: str | None = None  # name of a component schema
+    not_found: type[LunaError] | None = None
+    corrupted: type[LunaError] | None = None
+    database: DBAccess = "read"
+    public: bool = False  # no token needed
+
+
+def _ok(description: str, schema: str | None = None, media_type: str = JSON,
+        **headers: str) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description}
+    if schema is not None:
+        response["content"] = {media_type: {"schema": ref("schemas", schema)}}
+    if headers:
+        response["headers"] = {name: ref("headers", header) for name, header in headers.items()}
+    return response
+
+
+def _text(description: str, media_type: str) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+
+
+_NONE: dict[str, Any] = {"description": "done; no body"}
+_EXISTS: dict[str, Any] = {"description": "the object exists; no body"}
+H, V = "/1/handlers", "/1/verifiers"
+HID, VID = f"{H}/{{handler_id}}", f"{V}/{{verifier_id}}"
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("POST", H, "createHandler", "Create a handler", "handlers",
+              {"201": _ok("created", "HandlerCreated", Location="Location")},
+              account="required", body="HandlerBody", database="write"),
+    Operation("GET", H, "getHandlers", "List handlers, newest first", "handlers",
+              {"200": _ok("one page", "Handlers")}, query=HANDLER_LIST_PARAMS,
+              corrupted=HandlerCorrupted),
+    Operation("GET", f"{H}/count", "getHandlersCount", "Count handlers", "handlers",
+              {"200": _ok("the count", "HandlersCount")}, query=HANDLER_COUNT_PARAMS),
+    Operation("POST", f"{H}/validator", "validatePolicies",
+              "Validate handler policies without saving them", "handlers",
+              {"204": {"description": "the policies are valid"}}, account="required",
+              body="ValidatorBody", database=None),
+    Operation("GET", HID, "getHandler", "Get a handler", "handlers",
+              {"200": _ok("the handler", "Handler")}, not_found=HandlerNotFound,
+              corrupted=HandlerCorrupted),
+    Operation("HEAD", HID, "checkHandler", "Check that a handler exists", "handlers",
+              {"200": _EXISTS}, not_found=HandlerNotFound),
+    Operation("PUT", HID, "putHandler", "Replace a handler", "handlers", {"204": _NONE},
+              account="required", body="HandlerBody", not_found=HandlerNotFound,
+              database="write"),
+    Operation("DELETE", HID, "deleteHandler", "Delete a handler", "handlers", {"204": _NONE},
+              account="required", not_found=HandlerNotFound, database="write"),
+    Operation("POST", V, "createVerifier", "Create a verifier", "verifiers",
+              {"201": _ok("created", "VerifierCreated", Location="Location")},
+              account="required", body="VerifierBody", database="write"),
+    Operation("GET", V, "getVerifiers", "List verifiers, newest first", "verifiers",
+              {"200": _ok("one page", "Verifiers")}, query=VERIFIER_LIST_PARAMS,
+              corrupted=VerifierCorrupted),
+    Operation("GET", f"{V}/count", "getVerifiersCount", "Count verifiers", "verifiers",
+              {"200": _ok("the count", "VerifiersCount")}, query=VERIFIER_COUNT_PARAMS),
+    Operation("GET", VID, "getVerifier", "Get a verifier", "verifiers",
+              {"200": _ok("the verifier", "Verifier")}, not_found=VerifierNotFound,
+              corrupted=VerifierCorrupted),
+    Operation("HEAD", VID, "checkVerifier", "Check that a verifier exists", "verifiers",
+              {"200": _EXISTS}, not_found=VerifierNotFound),
+    Operation("PUT", VID, "putVerifier", "Replace a verifier; its version goes up by one",
+              "verifiers", {"200": _ok("the new version", "VerifierVersion")},
+              account="required", body="VerifierBody", not_found=VerifierNotFound,
+              database="write"),
+    Operation("DELETE", VID, "deleteVerifier", "Delete a verifier", "verifiers", {"204": _NONE},
+              account="required", not_found=VerifierNotFound, database="write"),
+    Operation("GET", "/1/healthcheck", "healthcheck", "Health: one database round trip",
+              "service", {"200": _ok("healthy", "Health"),
+                          "503": _ok("the database is unavailable", "HealthFailure",
+                                     **{"Retry-After": "RetryAfter"})},
+              account=None, database=None, public=True),
+    Operation("GET", "/1/version", "getVersion", "Service and API versions", "service",
+              {"200": _ok("versions", "Version")}, account=None, database=None),
+    Operation("GET", "/metrics", "getMetrics", "Prometheus metrics", "service",
+              {"200": _text("Prometheus text exposition", "text/plain")},
+              account=None, database=None, public=True),
+    Operation("GET", "/1/docs/spec", "getSpec", "This OpenAPI document", "service",
+              {"200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {
+                  "type": "object"}}}}}, account=None, database=None),
+    Operation("GET", "/1/docs", "getDocs", "This document as an HTML page", "service",
+              {"200": _text("HTML", "text/html")}, account=None, database=None),
+)
+
+
+def _possible_errors(op: Operation, token_required: bool) -> dict[int, list[type[LunaError]]]:
+    errors: dict[int, list[type[LunaError]]] = defaultdict(list)
+    candidates: list[type[LunaError]] = [InternalError]
+    if token_required and not op.public:
+        candidates.append(Unauthorized)
+    if op.account is not None:
+        candidates.append(BadAccountId)
+    if op.account == "required":
+        candidates.append(RequiredParamsNotFound)
+    if op.query is not None:
+        candidates.append(BadQueryParams)
+    if op.body is not None:
+        candidates += [BadContentType, BadInputJson, PayloadTooLarge]
+    if op.database is not None:
+        candidates += [DatabaseUnavailable, DatabaseFailure]
+    if op.database == "write":
+        candidates.append(DatabaseOutcomeUnknown)
+    candidates += [error for error in (op.not_found, op.corrupted) if error is not None]
+    for error in candidates:
+        errors[error.status].append(error)
+    return errors
+
+
+def _error_responses(op: Operation, token_required: bool) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, errors in sorted(_possible_errors(op, token_required).items()):
+        if str(status) in op.success:  # the health check documents its own 503
+            continue
+        response: dict[str, Any] = {
+            "description": "; ".join(f"{error.code} {error.__name__}" for error in errors),
+            "headers": {"Luna-Request-Id": ref("headers", "LunaRequestId")},
+        }
+        if status == 503:
+            response["headers"]["Retry-After"] = ref("headers", "RetryAfter")
+        if status == 401:
+            response["headers"]["WWW-Authenticate"] = ref("headers", "WWWAuthenticate")
+        if op.method != "HEAD":
+            response["content"] = {JSON: {"schema": schemas.error_schema(errors)}}
+        responses[str(status)] = response
+    return responses
+
+
+def _query_parameter(param: QueryParam) -> dict[str, Any]:
+    return {"in": "query", "name": param.name, "required": False, "schema": param.schema,
+            "description": param.description, **param.openapi_extra}
+
+
+def _operation(op: Operation, token_required: bool) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [ref("parameters", "RequestId")]
+    if op.account is not None:
+        parameters.append(ref("parameters", "AccountRequired" if op.account == "required"
+                              else "AccountOptional"))
+    parameters += [_query_parameter(param) for param in (op.query or {}).values()]
+    responses = {}
+    for status, success in op.success.items():
+        headers = {"Luna-Request-Id": ref("headers", "LunaRequestId"),
+                   **success.get("headers", {})}
+        responses[status] = success | {"headers": headers}
+    document: dict[str, Any] = {
+        "operationId": op.operation_id, "summary": op.summary, "tags": [op.tag],
+        "parameters": parameters,
+        "responses": responses | _error_responses(op, token_required),
+    }
+    if op.body is not None:
+        document["requestBody"] = {"required": True,
+                                   "content": {JSON: {"schema": ref("schemas", op.body)}}}
+    if op.public and token_required:
+        document["security"] = []
+    return document
+
+
+def _path_parameter(path: str) -> list[dict[str, Any]]:
+    if "{" not in path:
+        return []
+    name = path.rsplit("{", 1)[1].rstrip("}")
+    return [{"in": "path", "name": name, "required": True, "schema": UUID_SCHEMA,
+             "description": "object id (a UUID; any other value is answered with 404)"}]
+
+
+def build_openapi(*, token_required: bool) -> dict[str, Any]:
+    """The OpenAPI 3.1 document; ``token_required`` adds the bearer security scheme."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        item = paths.setdefault(op.path, {})
+        if parameters := _path_parameter(op.path):
+            item["parameters"] = parameters
+        item[op.method.lower()] = _operation(op, token_required)
+    components: dict[str, Any] = {
+        "schemas": schemas.component_schemas(),
+        "parameters": schemas.component_parameters(),
+        "headers": schemas.component_headers(),
+    }
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "luna-handlers", "version": luna_handlers.__version__,
+                 "description": "Handlers and verifiers of LUNA PLATFORM 5."},
+        "tags": [{"name": "handlers"}, {"name": "verifiers"}, {"name": "service"}],
+        "paths": paths,
+        "components": components,
+    }
+    if token_required:
+        components["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearerAuth": []}]
+    return document

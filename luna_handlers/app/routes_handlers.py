@@ -1,0 +1,112 @@
+"""Routes of /1/handlers: parse the request, call the DB context, shape the answer."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from luna_handlers.app import deps
+from luna_handlers.app.params import (
+    HANDLER_COUNT_PARAMS,
+    HANDLER_LIST_PARAMS,
+    list_filters,
+    parse_query,
+)
+from luna_handlers.app.policies import parse_handler_body, parse_validator_body
+from luna_handlers.app.serialize import ORJSONResponse, handler_json
+from luna_handlers.errors import HandlerNotFound
+
+PREFIX = "/1/handlers"
+
+
+def _handler_id(request: Request) -> str:
+    handler_id = deps.path_id(request, "handler_id")
+    if handler_id is None:
+        raise HandlerNotFound(request.path_params["handler_id"])
+    return handler_id
+
+
+async def create_handler(request: Request) -> Response:
+    """POST /1/handlers: 201 with the new id and its URL."""
+    account = deps.required_account(request)
+    body = parse_handler_body(await deps.read_json(request))
+    deps.check_description(body.description)
+    handler_id = await deps.db(request).createHandler(
+        body.policies, account, body.description, body.is_dynamic)
+    url = f"{PREFIX}/{handler_id}"
+    return ORJSONResponse({"handler_id": handler_id, "url": url}, status_code=201,
+                          headers={"Location": url})
+
+
+async def list_handlers(request: Request) -> Response:
+    """GET /1/handlers: one page, newest first."""
+    values = parse_query(request.query_params.multi_items(), HANDLER_LIST_PARAMS)
+    filters = list_filters(values, deps.account(request), "handler_ids")
+    records = [] if filters is None else await deps.db(request).getHandlers(
+        filters, values["page"], values["page_size"])
+    return ORJSONResponse({"handlers": [handler_json(record) for record in records]})
+
+
+async def count_handlers(request: Request) -> Response:
+    """GET /1/handlers/count: how many handlers match the filters."""
+    values = parse_query(request.query_params.multi_items(), HANDLER_COUNT_PARAMS)
+    filters = list_filters(values, deps.account(request), "handler_ids")
+    count = 0 if filters is None else await deps.db(request).getHandlersCount(filters)
+    return ORJSONResponse({"handlers_count": count})
+
+
+async def validate_policies(request: Request) -> Response:
+    """POST /1/handlers/validator: 204 when the policies are valid (nothing is stored)."""
+    deps.required_account(request)
+    parse_validator_body(await deps.read_json(request))
+    return Response(status_code=204)
+
+
+async def get_handler(request: Request) -> Response:
+    """GET /1/handlers/{handler_id}."""
+    account = deps.account(request)
+    handler_id = _handler_id(request)
+    record = await deps.db(request).getHandler(handler_id, account)
+    if record is None:
+        raise HandlerNotFound(handler_id)
+    return ORJSONResponse(handler_json(record))
+
+
+async def head_handler(request: Request) -> Response:
+    """HEAD /1/handlers/{handler_id}: 200 when it exists (in this account), else 404."""
+    account = deps.account(request)
+    handler_id = _handler_id(request)
+    if not await deps.db(request).doesHandlerExist(handler_id, account):
+        raise HandlerNotFound(handler_id)
+    return Response(status_code=200)
+
+
+async def put_handler(request: Request) -> Response:
+    """PUT /1/handlers/{handler_id}: replace description, type and policies; 204."""
+    account = deps.required_account(request)
+    handler_id = _handler_id(request)
+    body = parse_handler_body(await deps.read_json(request))
+    deps.check_description(body.description)
+    if not await deps.db(request).putHandler(handler_id, body.policies, body.description,
+                                             account, body.is_dynamic):
+        raise HandlerNotFound(handler_id)
+    return Response(status_code=204)
+
+
+async def delete_handler(request: Request) -> Response:
+    """DELETE /1/handlers/{handler_id}: 204."""
+    account = deps.required_account(request)
+    handler_id = _handler_id(request)
+    if not await deps.db(request).deleteHandler(handler_id, account):
+        raise HandlerNotFound(handler_id)
+    return Response(status_code=204)
+
+
+#: path -> method -> endpoint; the application builds its routes from this table.
+ROUTES: dict[str, dict[str, deps.Endpoint]] = {
+    PREFIX: {"GET": list_handlers, "POST": create_handler},
+    f"{PREFIX}/count": {"GET": count_handlers},
+    f"{PREFIX}/validator": {"POST": validate_policies},
+    f"{PREFIX}/{{handler_id}}": {"GET": get_handler, "HEAD": head_handler, "PUT": put_handler,
+                                 "DELETE": delete_handler},
+}

@@ -1,0 +1,89 @@
+"""The HTTP application over the module's real database, driven in-process through httpx."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from luna_handlers.app.application import create_app
+from luna_handlers.config import Settings, load_settings
+from luna_handlers.db.database import Database
+from luna_handlers.db.hostpool import HostPool
+
+POLICIES: dict[str, Any] = {"detect_policy": {"detect_face": 1, "estimate_mask": 1}}
+VERIFIER_POLICIES: dict[str, Any] = {"verification_threshold": 0.75}
+TIME_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+def new_account() -> str:
+    """A fresh account id: tests isolate their data by account."""
+    return str(uuid.uuid4())
+
+
+def acc(account: str) -> dict[str, str]:
+    """The account header."""
+    return {"Luna-Account-Id": account}
+
+
+def make_settings(**api: Any) -> Settings:
+    """Default settings with ``API`` keys overridden (``token=...``, ``max_body_size=...``)."""
+    return load_settings(environ={}, overrides={f"API.{key}": value for key, value in api.items()})
+
+
+def shared(database: Database) -> Callable[[], AbstractAsyncContextManager[Database]]:
+    """A factory that lends an already open database and leaves closing it to its owner."""
+
+    @asynccontextmanager
+    async def factory() -> AsyncIterator[Database]:
+        yield database
+
+    return factory
+
+
+@asynccontextmanager
+async def serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and yield a client talking to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+async def client(migrated_pool: HostPool) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with default settings (no token) on the module's database."""
+    async with serve(create_app(make_settings(), shared(migrated_pool))) as http:
+        yield http
+
+
+async def create_handler(client: httpx.AsyncClient, account: str, **body: Any) -> str:
+    """Create a handler (static with :data:`POLICIES` unless told otherwise); its id."""
+    body.setdefault("policies", POLICIES)
+    response = await client.post("/1/handlers", json=body, headers=acc(account))
+    assert response.status_code == 201, response.text
+    return str(response.json()["handler_id"])
+
+
+async def create_verifier(client: httpx.AsyncClient, account: str, **body: Any) -> str:
+    """Create a verifier (with :data:`VERIFIER_POLICIES` unless told otherwise); its id."""
+    body.setdefault("policies", VERIFIER_POLICIES)
+    response = await client.post("/1/verifiers", json=body, headers=acc(account))
+    assert response.status_code == 201, response.text
+    return str(response.json()["verifier_id"])
+
+
+def assert_error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
+    """Check a LUNA error answer (status, exact body keys, code and link); its body."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error_code", "desc", "detail", "link"}
+    assert body["error_code"] == code
+    assert body["link"].endswith(f"code-{code}")
+    return body

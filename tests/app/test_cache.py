@@ -1,0 +1,296 @@
+"""The handler cache: LRU, the read/invalidate race, and two instances kept correct by NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import pytest
+from prometheus_client import REGISTRY
+
+from luna_handlers.app import cache as cache_module
+from luna_handlers.app.cache import HandlerCache, cache_with_feed
+from luna_handlers.db.context import DBContext, HandlerRecord
+from luna_handlers.db.dsn import PgDsn, parse_pg_dsn
+from luna_handlers.db.hostpool import HostPool
+from luna_handlers.db.notify import ChangeFeed, host_pool_target
+from luna_handlers.pgserver.cluster import PgCluster
+from tests.conftest import FAILOVER, TEST_PASSWORD, TEST_USER, host_pool
+
+POLICIES = {"detect_policy": {"detect_face": 1}}
+# The goal is 1 s; the bound is twice that so that a loaded CI machine does not flake.
+PROPAGATION_BOUND = 2.0
+
+
+class Health:
+    """A health source we flip by hand, for the pure data-structure tests."""
+
+    healthy = True
+
+
+def record(handler_id: str, description: str = "") -> HandlerRecord:
+    now = datetime(2026, 1, 1)
+    return HandlerRecord(handler_id=handler_id, account_id="a", description=description,
+                         is_dynamic=False, policies=POLICIES, create_time=now,
+                         last_update_time=now)
+
+
+def filled(cache: HandlerCache, *ids: str) -> HandlerCache:
+    for handler_id in ids:
+        assert cache.put(record(handler_id), cache.begin_read(handler_id))
+    return cache
+
+
+# -- the data structure ------------------------------------------------------------------
+
+
+def test_lru_evicts_the_least_recently_used() -> None:
+    cache = filled(HandlerCache(3, Health()), "a", "b", "c")
+    assert cache.get("a") is not None  # "a" is now the most recent; "b" the least
+    filled(cache, "d")
+    assert len(cache) == 3
+    assert cache.get("b") is None
+    assert [cache.get(x) is not None for x in ("a", "c", "d")] == [True, True, True]
+
+
+def test_put_refreshes_an_entry() -> None:
+    cache = filled(HandlerCache(2, Health()), "a")
+    assert cache.put(record("a", "new"), cache.begin_read("a"), b'{"rendered": 1}')
+    got = cache.get("a")
+    assert got is not None and len(cache) == 1
+    assert (got.record.description, got.body) == ("new", b'{"rendered": 1}')
+
+
+def test_size_zero_never_serves_nor_stores() -> None:
+    cache = HandlerCache(0, Health())
+    assert not cache.enabled
+    assert not cache.put(record("a"), cache.begin_read("a"))
+    assert cache.get("a") is None and len(cache) == 0
+    assert cache.status() == {"enabled": False, "size": 0, "max_size": 0, "hits": 0,
+                              "misses": 1}
+    with pytest.raises(ValueError, match="max_size"):
+        HandlerCache(-1)
+
+
+def test_no_feed_or_unhealthy_feed_disables_the_cache() -> None:
+    assert not HandlerCache(10).enabled  # no change feed: no cache (correctness first)
+    health = Health()
+    cache = filled(HandlerCache(10, health), "a")
+    health.healthy = False
+    assert not cache.enabled
+    assert cache.get("a") is None  # bypassed, not served
+    assert not cache.put(record("b"), cache.begin_read("b"))
+
+
+def test_a_read_older_than_an_invalidation_is_not_stored() -> None:
+    cache = HandlerCache(10, Health())
+    token = cache.begin_read("a")
+    cache.invalidate("a")  # the change committed while the read was in flight
+    assert not cache.put(record("a", "stale"), token)
+    assert cache.get("a") is None
+    assert cache.put(record("a", "fresh"), cache.begin_read("a"))  # a read after it is fine
+
+
+def test_invalidating_another_handler_does_not_refuse_a_read() -> None:
+    cache = HandlerCache(10, Health())
+    token = cache.begin_read("a")
+    cache.invalidate("b")
+    assert cache.put(record("a"), token)
+
+
+def test_clear_refuses_every_read_in_flight() -> None:
+    cache = filled(HandlerCache(10, Health()), "a")
+    token = cache.begin_read("b")
+    cache.clear()
+    assert len(cache) == 0
+    assert not cache.put(record("b"), token)
+
+
+def test_token_of_another_handler_is_refused() -> None:
+    cache = HandlerCache(10, Health())
+    assert not cache.put(record("a"), cache.begin_read("b"))
+
+
+def test_forgotten_invalidations_refuse_older_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_module, "INVALIDATION_MEMORY", 2)
+    cache = HandlerCache(10, Health())
+    token = cache.begin_read("a")
+    for other in ("x", "a", "y", "z"):  # "a" falls out of the remembered invalidations
+        cache.invalidate(other)
+    assert not cache.put(record("a"), token)  # still refused: conservative, never stale
+    assert cache.put(record("a"), cache.begin_read("a"))
+
+
+def test_hits_and_misses_are_exported() -> None:
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    hits, misses = sample("luna_handlers_cache_hits_total"), sample(
+        "luna_handlers_cache_misses_total")
+    cache = filled(HandlerCache(10, Health()), "a")
+    cache.get("a")
+    cache.get("a")
+    cache.get("nope")
+    assert (cache.hits, cache.misses) == (2, 1)
+    assert sample("luna_handlers_cache_hits_total") == hits + 2
+    assert sample("luna_handlers_cache_misses_total") == misses + 1
+
+
+def test_no_cache_on_oracle() -> None:
+    dsn = parse_pg_dsn("u:p@127.0.0.1:1/db")
+    cache, feed = cache_with_feed(100, "oracle", lambda: None, dsn, FAILOVER)
+    assert feed is None and not cache.enabled and cache.max_size == 0
+    cache, feed = cache_with_feed(0, "postgresql", lambda: None, dsn, FAILOVER)
+    assert feed is None and not cache.enabled
+
+
+# -- two service instances on one database -----------------------------------------------
+
+
+def pool_dsn(pool: HostPool) -> PgDsn:
+    url = pool.engine.url
+    return parse_pg_dsn(f"{TEST_USER}:{TEST_PASSWORD}@{url.host}:{url.port}/{url.database}")
+
+
+async def until(check: Callable[[], bool], within: float = 3.0) -> None:
+    """Poll ``check`` until true; fails after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {within} s")
+        await asyncio.sleep(0.01)
+
+
+def terminate(cluster: PgCluster, app_name: str) -> int:
+    """Kill the backends of ``app_name`` like an admin (or a crash) would; how many."""
+    return int(cluster.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            f"WHERE application_name = '{app_name}'"))
+
+
+@dataclass
+class Instance:
+    """What one service process holds: a pool, a DB context, a cache and its feed."""
+
+    pool: HostPool
+    ctx: DBContext
+    cache: HandlerCache
+    feed: ChangeFeed
+    name: str
+
+    async def get(self, handler_id: str) -> tuple[HandlerRecord | None, bool]:
+        """The GET route's use of the cache: (record, served from the cache)."""
+        cached = self.cache.get(handler_id)
+        if cached is not None:
+            return cached.record, True
+        token = self.cache.begin_read(handler_id)
+        found = await self.ctx.getHandler(handler_id)
+        if found is not None:
+            self.cache.put(found, token)
+        return found, False
+
+
+async def start_instance(pool: HostPool) -> Instance:
+    name = f"inst-{uuid.uuid4().hex[:8]}"
+    # A unique application name, so a test can kill exactly this instance's listener.
+    cache, feed = cache_with_feed(100, pool.dialect_name, lambda: host_pool_target(pool),
+                                  pool_dsn(pool), FAILOVER, application_name=name)
+    assert feed is not None and cache.feed is feed
+    feed.start()
+    assert await feed.wait_healthy(5)
+    return Instance(pool, DBContext(pool), cache, feed, name)
+
+
+@pytest.fixture
+async def two(pg_cluster: PgCluster, migrated_pool: HostPool
+              ) -> AsyncIterator[tuple[Instance, Instance]]:
+    dbname = migrated_pool.engine.url.database
+    assert dbname is not None
+    a = await start_instance(migrated_pool)
+    b = await start_instance(host_pool(pg_cluster, dbname))
+    yield a, b
+    for inst in (a, b):
+        await inst.feed.close()
+    await b.pool.close()
+
+
+async def cached_in(inst: Instance, handler_id: str) -> HandlerRecord:
+    await inst.get(handler_id)
+    found, from_cache = await inst.get(handler_id)
+    assert from_cache and found is not None
+    return found
+
+
+async def test_update_through_a_is_seen_by_b(two: tuple[Instance, Instance]) -> None:
+    a, b = two
+    acc = str(uuid.uuid4())
+    handler_id = await a.ctx.createHandler(POLICIES, acc, "v1")
+    old = await cached_in(b, handler_id)
+    await cached_in(a, handler_id)
+
+    assert await a.ctx.putHandler(handler_id, POLICIES, "v2", acc)
+    await until(lambda: b.cache.get(handler_id) is None, PROPAGATION_BOUND)
+    await until(lambda: a.cache.get(handler_id) is None, PROPAGATION_BOUND)  # its own too
+    new, from_cache = await b.get(handler_id)
+    assert not from_cache and new is not None and new.description == "v2"
+    assert new.last_update_time > old.last_update_time
+    assert (await cached_in(b, handler_id)).description == "v2"
+
+
+async def test_delete_through_a_is_seen_by_b(two: tuple[Instance, Instance]) -> None:
+    a, b = two
+    acc = str(uuid.uuid4())
+    handler_id = await a.ctx.createHandler(POLICIES, acc)
+    await cached_in(b, handler_id)
+    assert await a.ctx.deleteHandler(handler_id, acc)
+    await until(lambda: b.cache.get(handler_id) is None, PROPAGATION_BOUND)
+    assert await b.get(handler_id) == (None, False)
+
+
+async def test_a_reconnecting_feed_flushes_and_resumes(
+        pg_cluster: PgCluster, two: tuple[Instance, Instance]) -> None:
+    a, b = two
+    acc = str(uuid.uuid4())
+    ids = [await a.ctx.createHandler(POLICIES, acc) for _ in range(3)]
+    for handler_id in ids:
+        await cached_in(b, handler_id)
+    resets = b.feed.resets
+    assert terminate(pg_cluster, b.name) == 1
+    # Whatever was committed while it was away is unknown: everything goes.
+    await until(lambda: b.feed.resets == resets + 1 and b.feed.healthy)
+    assert len(b.cache) == 0
+    for handler_id in ids:
+        await cached_in(b, handler_id)
+    assert await a.ctx.putHandler(ids[0], POLICIES, "after", acc)
+    await until(lambda: b.cache.get(ids[0]) is None, PROPAGATION_BOUND)
+    assert b.cache.get(ids[1]) is not None
+
+
+async def test_a_read_racing_an_update_does_not_store_the_old_row(
+        two: tuple[Instance, Instance]) -> None:
+    a, b = two
+    acc = str(uuid.uuid4())
+    handler_id = await a.ctx.createHandler(POLICIES, acc, "old")
+    token = b.cache.begin_read(handler_id)
+    old = await b.ctx.getHandler(handler_id)  # the slow read, still in flight...
+    assert old is not None and old.description == "old"
+    assert await a.ctx.putHandler(handler_id, POLICIES, "new", acc)  # ...when A commits
+    await until(lambda: b.cache.begin_read(handler_id).epoch > token.epoch, PROPAGATION_BOUND)
+    assert not b.cache.put(old, token)
+    assert b.cache.get(handler_id) is None
+    assert (await cached_in(b, handler_id)).description == "new"
+
+
+async def test_cache_is_bypassed_while_the_feed_is_down(
+        two: tuple[Instance, Instance]) -> None:
+    _a, b = two
+    handler_id = await b.ctx.createHandler(POLICIES, str(uuid.uuid4()))
+    cached = await cached_in(b, handler_id)
+    await b.feed.close()
+    assert not b.cache.enabled
+    found, from_cache = await b.get(handler_id)
+    assert not from_cache and found == cached
+    assert not b.cache.put(replace(cached, description="x"), b.cache.begin_read(handler_id))
