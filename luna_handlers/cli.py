@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +68,18 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _explain_dsn(args: argparse.Namespace) -> None:
     from luna_handlers.db.engine import pg_dsn
+    from luna_handlers.db.oracle_dsn import explain_dsn as explain_oracle_dsn
 
     settings = _settings(args)
     db = settings.db
     if args.dsn is not None:
-        from dataclasses import replace
-
         db = replace(db, dsn=args.dsn)
     try:
-        parsed = pg_dsn(db)
+        explained = (explain_oracle_dsn(db) if db.db_type == "oracle"
+                     else pg_dsn(db).public_dict())
     except DsnError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    print(json.dumps(parsed.public_dict()))
+    print(json.dumps(explained))
 
 
 def _db_upgrade(args: argparse.Namespace) -> None:
@@ -97,9 +98,9 @@ def _serve(args: argparse.Namespace) -> None:
     from luna_handlers.pgserver.embedded import EmbeddedError, start_embedded
     from luna_handlers.service import check_schema, migrate
 
-    settings = _settings(args, **{"LUNA_HANDLERS_SERVER.host": args.host,
-                                  "LUNA_HANDLERS_SERVER.port": args.port,
-                                  "LUNA_HANDLERS_SERVER.workers": args.workers})
+    flags = {"LUNA_HANDLERS_SERVER.host": args.host, "LUNA_HANDLERS_SERVER.port": args.port,
+             "LUNA_HANDLERS_SERVER.workers": args.workers}
+    settings = _settings(args, **flags)
     configure_logging(settings.log_level)
     embedded = None
     if not settings.db_configured:
@@ -111,7 +112,7 @@ def _serve(args: argparse.Namespace) -> None:
         os.environ["LUNA_HANDLERS_DB__DB_TYPE"] = db.db_type
         os.environ["LUNA_HANDLERS_DB__DB_HOST"] = db.db_host
         os.environ["LUNA_HANDLERS_DB__DB_PORT"] = str(db.db_port)
-        settings = _settings(args)
+        settings = _settings(args, **flags)
         asyncio.run(migrate(settings))
     try:
         asyncio.run(check_schema(settings))

@@ -9,7 +9,7 @@ import pytest
 
 from luna_handlers.cli import main
 
-SECRET = "S3cr3t!x"  # noqa: S105
+SECRET = "S3cr3t!x"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -84,3 +84,15 @@ def test_bad_config_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], tm
 def test_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     status, _, err = run(capsys, "db", "upgrade", "--config", str(tmp_path / "nope.json"))
     assert status == 2 and "cannot read" in err and err.count("\n") == 1
+
+
+def test_db_dsn_explains_oracle(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"LUNA_HANDLERS_DB": {
+        "db_type": "oracle", "db_password": SECRET, "dsn": "ora1,ora2:1522/lunapdb"}}))
+    status, out, _ = run(capsys, "db", "dsn", "--config", str(config))
+    assert status == 0 and SECRET not in out
+    explained = json.loads(out)
+    assert explained["db_type"] == "oracle"
+    assert explained["hosts"] == [{"host": "ora1", "port": 1522}, {"host": "ora2", "port": 1522}]
+    assert explained["service_name"] == "lunapdb" and explained["password"] == "***"

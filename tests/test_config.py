@@ -10,7 +10,7 @@ import pytest
 
 from luna_handlers.config import ConfigError, load_settings
 
-SECRET = "Sup3r-S3cret"  # noqa: S105
+SECRET = "Sup3r-S3cret"
 
 
 def write(tmp_path: Path, content: Any) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luna_handlers.db.migrate import (
     SchemaMismatch,
@@ -18,7 +19,7 @@ from luna_handlers.pgserver.cluster import PgCluster
 from tests.conftest import host_pool, new_database
 
 
-async def tables(pool_conn: sa.ext.asyncio.AsyncConnection) -> set[str]:
+async def tables(pool_conn: AsyncConnection) -> set[str]:
     names = await pool_conn.run_sync(lambda c: sa.inspect(c).get_table_names())
     return set(names)
 
