@@ -1,0 +1,1 @@
+"""Benchmarks of luna-handlers; each subpackage runs with ``python -m bench.<name>``."""

@@ -1,0 +1,5 @@
+"""Entry point of ``python -m bench.api``."""
+
+from bench.api.run import main
+
+main()

@@ -1,0 +1,158 @@
+"""``python -m bench.api``: one run of the API bench, then the report; see README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench.api.data import BenchDatabase, start_database
+from bench.api.load import (
+    CASES,
+    Load,
+    Result,
+    cache_header,
+    ensure_wrk,
+    run_pgbench,
+    run_wrk,
+    smoke,
+    write_graphql_lua,
+)
+from bench.api.servers import Server, ServerFailed, start_floor, start_ours, start_postgraphile
+
+STARTERS: dict[str, Callable[[BenchDatabase, int], Server]] = {
+    "ours": start_ours, "floor": start_floor, "postgraphile": start_postgraphile}
+TARGETS = (*STARTERS, "pgbench")
+#: case -> (minimum ours/floor, minimum ours/postgraphile); None = no target.
+GOALS: dict[str, tuple[float | None, float]] = {
+    "get": (2.0, 2.0), "post": (1.0, 2.0), "put": (1.0, 2.0), "list": (None, 2.0)}
+
+
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__)
+    parser.add_argument("--workers", type=int, default=1, help="workers of EVERY HTTP server")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
+    parser.add_argument("--connections", type=int, default=32,
+                        help="wrk connections (-c) and pgbench clients")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per case")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds before each case (0: none)")
+    parser.add_argument("--handlers", type=int, default=10_000, help="rows filled")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help=f"comma-separated subset of {','.join(TARGETS)}")
+    parser.add_argument("--cases", default=",".join(CASES), help="subset of get,post,put,list")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    args = parser.parse_args(argv)
+    args.targets = [t for t in args.targets.split(",") if t]
+    args.cases = [c for c in args.cases.split(",") if c]
+    if unknown := set(args.targets) - set(TARGETS) or set(args.cases) - set(CASES):
+        parser.error(f"unknown: {', '.join(sorted(unknown))}")
+    return args
+
+
+def _bench_server(name: str, db: BenchDatabase, args: argparse.Namespace, load: Load,
+                  wrk: str) -> tuple[list[Result], str]:
+    try:
+        server = STARTERS[name](db, args.workers)
+    except ServerFailed as exc:
+        return [Result(name, case, 0.0, 0.0, note="did not start") for case in args.cases], \
+            str(exc)
+    notes = ""
+    results = []
+    try:
+        if name == "ours":
+            notes = f"Luna-Cache on a repeated GET: {cache_header(server)}"
+        for case in args.cases:
+            problem = smoke(server, case, db)
+            if problem:
+                results.append(Result(name, case, 0.0, 0.0, note=f"smoke failed: {problem}"))
+                continue
+            result = run_wrk(server, case, db, load, wrk)
+            results.append(result)
+            print(f"  {name:<13} {case:<5} {result.rps:>9.0f} req/s  p99 {result.p99_ms:7.1f} ms"
+                  f"  errors {result.errors}{'  ' + result.note if result.note else ''}",
+                  flush=True)
+    finally:
+        server.stop()
+    return results, notes
+
+
+def _ratio(ours: Result | None, other: Result | None) -> float | None:
+    if ours is None or other is None or other.rps <= 0 or ours.rps <= 0:
+        return None
+    return ours.rps / other.rps
+
+
+def _fmt(value: float | None, goal: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if goal is None:
+        return f"{value:.2f}x"
+    return f"{value:.2f}x {'ok' if value >= goal else 'MISS'} (>= {goal:g})"
+
+
+def report(results: list[Result], cases: list[str]) -> str:
+    """The table of every result and the verdict against the goals."""
+    by = {(r.target, r.case): r for r in results}
+    lines = [f"{'target':<13} {'case':<5} {'req/s':>9} {'p99 ms':>8} {'non2xx':>7} "
+             f"{'sock err':>8}  note", "-" * 72]
+    for r in results:
+        lines.append(f"{r.target:<13} {r.case:<5} {r.rps:>9.0f} {r.p99_ms:>8.1f} "
+                     f"{r.non2xx:>7} {r.socket_errors:>8}  {r.note}")
+    lines += ["", f"{'case':<5} {'ours/floor':<28} {'ours/postgraphile':<28} ours errors",
+              "-" * 72]
+    for case in cases:
+        ours = by.get(("ours", case))
+        floor_goal, pg_goal = GOALS[case]
+        errors = "n/a" if ours is None or ours.rps == 0 else (
+            "0 ok" if ours.errors == 0 else f"{ours.errors} MISS")
+        lines.append(f"{case:<5} {_fmt(_ratio(ours, by.get(('floor', case))), floor_goal):<28} "
+                     f"{_fmt(_ratio(ours, by.get(('postgraphile', case))), pg_goal):<28} "
+                     f"{errors}")
+    ceiling = by.get(("pgbench", "get"))
+    if ceiling is not None and ceiling.rps > 0:
+        ours_get = by.get(("ours", "get"))
+        share = "" if ours_get is None or ours_get.rps == 0 else (
+            f" (ours GET = {ours_get.rps / ceiling.rps:.0%} of it)")
+        lines.append(f"\ndatabase ceiling (pgbench, prepared, GET by id): "
+                     f"{ceiling.rps:.0f} tx/s, p99 {ceiling.p99_ms:.1f} ms{share}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the bench and print the report."""
+    args = _args(argv)
+    load = Load(args.threads, args.connections, args.duration, args.warmup)
+    wrk = ensure_wrk()
+    began = time.monotonic()
+    print(f"starting PostgreSQL and filling {args.handlers} handlers ...", flush=True)
+    db = start_database(args.handlers)
+    write_graphql_lua(db)
+    print(f"  ready in {time.monotonic() - began:.1f} s ({db.workdir})", flush=True)
+    results: list[Result] = []
+    notes: list[str] = []
+    try:
+        for name in (t for t in TARGETS if t in args.targets):
+            if name == "pgbench":
+                results.append(run_pgbench(db, load))
+                continue
+            db.vacuum()  # every server starts on a table without the previous one's garbage
+            found, note = _bench_server(name, db, args, load, wrk)
+            results += found
+            if note:
+                notes.append(f"{name}: {note}")
+    finally:
+        db.stop()
+        if not args.keep:
+            shutil.rmtree(db.workdir, ignore_errors=True)
+    print(f"\nworkers={args.workers} wrk -t{load.threads} -c{load.connections} "
+          f"-d{load.duration}s (warm-up {load.warmup}s), {args.handlers} handlers, "
+          f"total {time.monotonic() - began:.0f} s\n")
+    print(report(results, args.cases))
+    for note in notes:
+        print(f"\n{note}")
+    if args.json is not None:
+        args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2))
