@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from luna_handlers.app import docs, health, metrics, routes_handlers, routes_verifiers
+from luna_handlers.app.cache import HandlerCache, cache_with_feed
 from luna_handlers.app.deps import Endpoint
 from luna_handlers.app.errors import EXCEPTION_HANDLERS, ErrorMiddleware
 from luna_handlers.app.middleware import AuthMiddleware, RequestMiddleware
@@ -31,6 +32,8 @@ from luna_handlers.app.openapi import build_openapi
 from luna_handlers.config import Settings
 from luna_handlers.db.context import DBContext
 from luna_handlers.db.database import Database
+from luna_handlers.db.engine import pg_dsn
+from luna_handlers.db.notify import ChangeFeed, database_target
 
 SERVICE_ROUTES: dict[str, dict[str, Endpoint]] = {
     "/1/healthcheck": {"GET": health.healthcheck},
@@ -103,6 +106,15 @@ def _routes() -> list[Route]:
             for path, methods in route_table().items()]
 
 
+def _handler_cache(settings: Settings, database: Database
+                   ) -> tuple[HandlerCache, ChangeFeed | None]:
+    """The read cache of GET /1/handlers/{id}, kept correct by PostgreSQL notifications."""
+    if database.dialect_name != "postgresql":
+        return HandlerCache(0), None  # no notifications, so no cache: correctness first
+    return cache_with_feed(settings.api.cache_size, database.dialect_name,
+                           database_target(database), pg_dsn(settings.db), settings.failover)
+
+
 def create_app(
     settings: Settings,
     database_factory: Callable[[], AbstractAsyncContextManager[Database]],
@@ -116,7 +128,14 @@ def create_app(
         async with database_factory() as database:
             app.state.database = database
             app.state.db = DBContext(database)
-            yield
+            app.state.cache, feed = _handler_cache(settings, database)
+            if feed is not None:
+                feed.start()
+            try:
+                yield
+            finally:
+                if feed is not None:
+                    await feed.close()
 
     token = settings.api.token
     middleware = [Middleware(RequestMiddleware), Middleware(ErrorMiddleware)]

@@ -9,6 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from luna_handlers.app.cache import HandlerCache
 from luna_handlers.app.params import canonical_uuid
 from luna_handlers.config import Settings
 from luna_handlers.db.context import DBContext
@@ -30,6 +31,11 @@ JSON_MEDIA_TYPE = "application/json"
 def db(request: Request) -> DBContext:
     """The DB context built by the application's lifespan."""
     return cast(DBContext, request.app.state.db)
+
+
+def cache(request: Request) -> HandlerCache:
+    """The handler read cache built by the application's lifespan."""
+    return cast(HandlerCache, request.app.state.cache)
 
 
 def settings(request: Request) -> Settings:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-import sqlalchemy
 from starlette.requests import Request
 from starlette.responses import Response
 
 import luna_handlers
+from luna_handlers.app import deps
 from luna_handlers.app.errors import error_response
 from luna_handlers.app.serialize import ORJSONResponse
 from luna_handlers.db.database import Database
@@ -21,22 +21,12 @@ API_VERSION = 1
 PING_TIMEOUT = 5.0
 
 
-async def ping(database: Database) -> None:
-    """One cheap round trip to the database.
-
-    TODO(lead): belongs in the DB layer (``DBContext.ping``); kept here because the HTTP layer
-    may not edit ``luna_handlers/db``. It is the only SQL outside that package.
-    """
-    async with database.read() as conn:
-        await conn.execute(sqlalchemy.text("SELECT 1"))
-
-
 async def healthcheck(request: Request) -> Response:
     """200 with the database status after a round trip; 503 with the LUNA error body if not."""
     database = cast(Database, request.app.state.database)
     try:
         async with asyncio.timeout(PING_TIMEOUT):
-            await ping(database)
+            await deps.db(request).ping()
     except TimeoutError:
         failure = DatabaseUnavailable(f"the database did not answer within {PING_TIMEOUT:g} s")
     except DatabaseError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,7 +14,7 @@ from luna_handlers.app.params import (
     parse_query,
 )
 from luna_handlers.app.policies import parse_handler_body, parse_validator_body
-from luna_handlers.app.serialize import ORJSONResponse, handler_json
+from luna_handlers.app.serialize import ORJSONResponse, format_time, handler_json
 from luna_handlers.errors import HandlerNotFound
 
 PREFIX = "/1/handlers"
@@ -63,13 +64,28 @@ async def validate_policies(request: Request) -> Response:
 
 
 async def get_handler(request: Request) -> Response:
-    """GET /1/handlers/{handler_id}."""
+    """GET /1/handlers/{handler_id}, from the read cache when it holds the handler.
+
+    The cache holds handlers of every account (keyed by id alone), so the account check is
+    made here, on hits and misses alike. ``Luna-Cache`` says where the answer came from.
+    """
     account = deps.account(request)
     handler_id = _handler_id(request)
-    record = await deps.db(request).getHandler(handler_id, account)
-    if record is None:
+    cache = deps.cache(request)
+    entry = cache.get(handler_id)
+    if entry is not None and entry.body is not None:
+        record, body, state = entry.record, entry.body, "hit"
+    else:
+        token = cache.begin_read(handler_id)  # before the read: a racing change wins
+        found = await deps.db(request).getHandler(handler_id)
+        if found is None:
+            raise HandlerNotFound(handler_id)
+        record, body, state = found, orjson.dumps(handler_json(found)), "miss"
+        cache.put(record, token, body)
+    if account is not None and record.account_id != account:
         raise HandlerNotFound(handler_id)
-    return ORJSONResponse(handler_json(record))
+    return Response(body, media_type="application/json", headers={
+        "Luna-Cache": state, "Cache-Handler-Version": format_time(record.last_update_time)})
 
 
 async def head_handler(request: Request) -> Response:
@@ -87,8 +103,11 @@ async def put_handler(request: Request) -> Response:
     handler_id = _handler_id(request)
     body = parse_handler_body(await deps.read_json(request))
     deps.check_description(body.description)
-    if not await deps.db(request).putHandler(handler_id, body.policies, body.description,
-                                             account, body.is_dynamic):
+    changed = await deps.db(request).putHandler(handler_id, body.policies, body.description,
+                                                account, body.is_dynamic)
+    # This instance sees its own change at once; the others through the notification.
+    deps.cache(request).invalidate(handler_id)
+    if not changed:
         raise HandlerNotFound(handler_id)
     return Response(status_code=204)
 
@@ -97,7 +116,9 @@ async def delete_handler(request: Request) -> Response:
     """DELETE /1/handlers/{handler_id}: 204."""
     account = deps.required_account(request)
     handler_id = _handler_id(request)
-    if not await deps.db(request).deleteHandler(handler_id, account):
+    deleted = await deps.db(request).deleteHandler(handler_id, account)
+    deps.cache(request).invalidate(handler_id)
+    if not deleted:
         raise HandlerNotFound(handler_id)
     return Response(status_code=204)
 

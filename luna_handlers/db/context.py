@@ -20,7 +20,7 @@ from luna_handlers.db.database import Database
 from luna_handlers.db.handlers_db_tools.models.handlers_models import Handler, Verifier
 from luna_handlers.db.notify import notify_after, supports_notifications
 from luna_handlers.db.sqltypes import utc_now
-from luna_handlers.errors import HandlerCorrupted
+from luna_handlers.errors import HandlerCorrupted, VerifierCorrupted
 
 HANDLER: sa.Table = Handler.__table__  # type: ignore[assignment]  # declarative gives a Table
 VERIFIER: sa.Table = Verifier.__table__  # type: ignore[assignment]
@@ -76,7 +76,8 @@ def _where(table: sa.Table, id_column: str, filters: ListFilters) -> list[sa.Col
     clauses: list[sa.ColumnElement[bool]] = []
     if filters.account_id is not None:
         clauses.append(table.c.account_id == filters.account_id)
-    if filters.description is not None:
+    # Empty means "any": Oracle stores '' as NULL, so filtering on it would differ by dialect.
+    if filters.description:
         clauses.append(table.c.description.contains(filters.description, autoescape=True))
     if filters.ids is not None:
         clauses.append(table.c[id_column].in_(list(filters.ids)))
@@ -110,9 +111,13 @@ def _handler(row: sa.Row[Any]) -> HandlerRecord:
 
 
 def _verifier(row: sa.Row[Any]) -> VerifierRecord:
+    try:
+        policies = orjson.loads(row.policies or "{}")
+    except orjson.JSONDecodeError:
+        raise VerifierCorrupted(row.verifier_id) from None
     return VerifierRecord(
         verifier_id=row.verifier_id, account_id=row.account_id,
-        description=row.description or "", policies=orjson.loads(row.policies or "{}"),
+        description=row.description or "", policies=policies,
         version=row.version, create_time=row.create_time,
         last_update_time=row.last_update_time,
     )
@@ -161,6 +166,12 @@ class DBContext:
         query = sa.delete(table).where(*_by_id(table, id_column, object_id, account_id))
         async with self.database.write() as conn:
             return (await conn.execute(query)).rowcount > 0
+
+    async def ping(self) -> None:
+        """One cheap round trip to the database (health checks)."""
+        query = sa.select(sa.literal(1))
+        async with self.database.read() as conn:
+            await conn.execute(query)
 
     # -- handlers --------------------------------------------------------------------------
 

@@ -32,9 +32,18 @@ def acc(account: str) -> dict[str, str]:
     return {"Luna-Account-Id": account}
 
 
-def make_settings(**api: Any) -> Settings:
-    """Default settings with ``API`` keys overridden (``token=...``, ``max_body_size=...``)."""
-    return load_settings(environ={}, overrides={f"API.{key}": value for key, value in api.items()})
+def make_settings(pool: HostPool | None = None, **api: Any) -> Settings:
+    """Default settings with ``API`` keys overridden (``token=...``, ``max_body_size=...``);
+    with ``pool``, the database keys name its database, so the cache's listener can log in."""
+    overrides = {f"API.{key}": value for key, value in api.items()}
+    if pool is not None:
+        url = pool.engine.url
+        overrides.update({"LUNA_HANDLERS_DB.db_host": url.host,
+                          "LUNA_HANDLERS_DB.db_port": url.port,
+                          "LUNA_HANDLERS_DB.db_user": url.username,
+                          "LUNA_HANDLERS_DB.db_password": url.password,
+                          "LUNA_HANDLERS_DB.db_name": url.database})
+    return load_settings(environ={}, overrides=overrides)
 
 
 def shared(database: Database) -> Callable[[], AbstractAsyncContextManager[Database]]:
@@ -59,7 +68,7 @@ async def serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="module")
 async def client(migrated_pool: HostPool) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app with default settings (no token) on the module's database."""
-    async with serve(create_app(make_settings(), shared(migrated_pool))) as http:
+    async with serve(create_app(make_settings(migrated_pool), shared(migrated_pool))) as http:
         yield http
 
 
