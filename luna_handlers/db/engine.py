@@ -7,15 +7,19 @@ failover manager decides which host that is.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from sqlalchemy import URL
+from sqlalchemy import URL, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from luna_handlers.config import DBSettings, FailoverSettings
 from luna_handlers.db.dsn import DsnDefaults, HostPort, PgDsn, parse_pg_dsn
 from luna_handlers.db.hostpool import HostPool
 from luna_handlers.db.migrate import dialect_options
+from luna_handlers.db.oracle_dsn import OracleDsn, oracle_dsn_from_settings
 
 APPLICATION_NAME = "luna-handlers"
 
@@ -48,7 +52,7 @@ def pg_engine(host: HostPort, dsn: PgDsn, pool_size: int,
     """An async engine whose every connection goes to ``host``."""
     url = URL.create("postgresql+asyncpg", username=dsn.user, password=dsn.password or None,
                      host=host.host, port=host.port, database=dsn.dbname)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
@@ -57,23 +61,69 @@ def pg_engine(host: HostPort, dsn: PgDsn, pool_size: int,
         pool_pre_ping=False,
         connect_args=pg_connect_args(dsn, failover),
     )
+    event.listen(engine.sync_engine, "handle_error", terminate_timed_out)
+    return engine
+
+
+def terminate_timed_out(ctx: ExceptionContext) -> None:
+    """Close the socket of a connection whose statement timed out, without waiting.
+
+    SQLAlchemy discards such a connection with a graceful close that waits up to 2 s for
+    the server (asyncpg first waits for the cancel of the timed-out query): on a hung host
+    that is pure delay on top of ``query_timeout``. asyncpg's ``terminate()`` never blocks.
+    """
+    conn = ctx.connection
+    if not isinstance(ctx.original_exception, TimeoutError) or conn is None:
+        return
+    # An error raised here would replace the original one: this hook must never raise.
+    with contextlib.suppress(Exception):
+        if not (conn.invalidated or conn.closed):
+            terminate = getattr(conn.connection.driver_connection, "terminate", None)
+            if callable(terminate):
+                terminate()
+
+
+def oracle_connect_args(dsn: OracleDsn, failover: FailoverSettings) -> dict[str, Any]:
+    """python-oracledb (thin) connect arguments: the whole target as ``dsn``, credentials apart."""
+    return {
+        "dsn": dsn.to_oracledb_dsn(),
+        "user": dsn.user,
+        "password": dsn.password,
+        # Per address; a TRANSPORT_CONNECT_TIMEOUT in the dsn (connect_timeout=...) wins.
+        "tcp_connect_timeout": failover.connect_timeout,
+    }
 
 
 def oracle_engine(db: DBSettings, failover: FailoverSettings) -> AsyncEngine:
     """An async engine on Oracle through python-oracledb in thin mode (no client libraries).
 
-    ``db_name`` is the SID, as LUNA documents it.
+    The target is :func:`oracle_dsn_from_settings`: the ``dsn`` key, or ``db_host:db_port``
+    with ``db_name`` as the SID. The URL names only the driver; python-oracledb gets the
+    target as its ``dsn`` and tries its addresses in order at each connect.
     """
-    url = URL.create("oracle+oracledb", username=db.db_user, password=db.db_password or None,
-                     host=db.db_host, port=db.db_port, database=db.db_name)
-    return create_async_engine(
-        url, pool_size=db.connection_pool_size, max_overflow=0,
+    dsn = oracle_dsn_from_settings(db)
+    engine = create_async_engine(
+        "oracle+oracledb://", pool_size=db.connection_pool_size, max_overflow=0,
         pool_timeout=failover.switch_wait,
-        connect_args={"tcp_connect_timeout": failover.connect_timeout},
+        connect_args=oracle_connect_args(dsn, failover),
         **dialect_options("oracle"),
     )
+    call_timeout_ms = round(failover.query_timeout * 1000)
+
+    def on_connect(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # Registered after the dialect's first-connect initialize(), which turns native
+        # BOOLEAN on for Oracle 23: keep the SMALLINT 0/1 of the schema on every version.
+        engine.dialect.supports_native_boolean = False
+        # Bounds each round trip, like asyncpg's command_timeout: a host that stops
+        # answering mid-query must not hold a request forever.
+        if record.driver_connection is not None:
+            record.driver_connection.call_timeout = call_timeout_ms
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    return engine
 
 
 def oracle_database(db: DBSettings, failover: FailoverSettings) -> HostPool:
-    """The database layer on one Oracle address."""
-    return HostPool(oracle_engine(db, failover), label=f"{db.db_host}:{db.db_port}")
+    """The database layer on Oracle: one pool over the dsn's address list."""
+    label = ",".join(str(hp) for hp in oracle_dsn_from_settings(db).addresses)
+    return HostPool(oracle_engine(db, failover), label=label)

@@ -1,0 +1,136 @@
+"""The failover bench's printed report: one table per scenario, ratios, targets."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from luna_handlers.config import FailoverSettings
+
+if TYPE_CHECKING:
+    from bench.failover.run import Round
+
+TARGET_RECOVERY = 0.5  # seconds after promotion, median, for ours
+SCENARIOS = {
+    "kill": "primary SIGKILLed, standby promoted at once",
+    "hang": "primary SIGSTOPped (hung: TCP accepted, nothing answers), standby promoted at once",
+}
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Everything the report needs."""
+
+    results: Sequence[Round]
+    settings: FailoverSettings
+    writers: int
+    cap: float
+    elapsed: float
+
+
+def _seconds(value: float | None, cap: float) -> str:
+    return f">{cap:g} s" if value is None else f"{value:.3f}"
+
+
+def _median(values: list[float | None]) -> float | None:
+    """Median where a round that never recovered counts as +infinity (None if it wins)."""
+    if not values:
+        return None
+    ordered = sorted(values, key=lambda v: float("inf") if v is None else v)
+    return ordered[(len(ordered) - 1) // 2] if len(ordered) % 2 else _mid(ordered)
+
+
+def _mid(ordered: list[float | None]) -> float | None:
+    low, high = ordered[len(ordered) // 2 - 1], ordered[len(ordered) // 2]
+    return None if low is None or high is None else (low + high) / 2
+
+
+def _table(rounds: Sequence[Round], cap: float) -> dict[str, float | None]:
+    """Print one scenario's table; return each client's median recovery."""
+    print(f"{'client':<11}{'recovery after promotion (s)':<31}{'write outage (s)':<18}"
+          f"{'acked':>7}{'lost':>6}  errors seen (count by class)")
+    print(f"{'':<11}{'median':<10}{'min':<10}{'max':<11}{'median':<18}")
+    medians: dict[str, float | None] = {}
+    for client in dict.fromkeys(r.client for r in rounds):
+        mine = [r for r in rounds if r.client == client and not r.failed]
+        if not mine:
+            print(f"{client:<11}every round failed to run")
+            continue
+        recoveries = [r.recovery for r in mine]
+        done = [v for v in recoveries if v is not None]
+        medians[client] = _median(recoveries)
+        outage = statistics.median(o for r in mine if (o := r.outage) is not None) if any(
+            r.outage is not None for r in mine) else None
+        errors: Counter[str] = Counter()
+        for r in mine:
+            errors.update(r.errors)
+        shown = ", ".join(f"{name} {count}" for name, count in errors.most_common()) or "none"
+        print(f"{client:<11}{_seconds(medians[client], cap):<10}"
+              f"{_seconds(min(done) if done else None, cap):<10}"
+              f"{_seconds(None if None in recoveries else max(done), cap):<11}"
+              f"{_seconds(outage, cap):<18}{sum(r.acked for r in mine):>7}"
+              f"{sum(r.lost for r in mine):>6}  {shown}")
+    return medians
+
+
+def _ratios(medians: dict[str, float | None], cap: float) -> str:
+    ours = medians.get("ours")
+    parts = []
+    for client, median in medians.items():
+        if client == "ours":
+            continue
+        if ours is None:
+            parts.append(f"{client} n/a (ours did not recover)")
+        elif median is None:
+            parts.append(f"{client} < {ours / cap:.3f} (reference >{cap:g} s)")
+        else:
+            parts.append(f"{client} {ours / median:.2f}" if median > 0 else f"{client} n/a")
+    return ", ".join(parts)
+
+
+def print_report(stats: Stats) -> None:
+    """Print the whole report to stdout."""
+    s = stats.settings
+    print()
+    print("Every round: a fresh primary + SYNCHRONOUS standby (synchronous_standby_names='*',")
+    print(f"synchronous_commit=on), {stats.writers} concurrent writers inserting handler rows "
+          "through the client,")
+    print("the fault, then `pg_ctl promote -w` on the standby at once. 'ours' writes through")
+    print("luna_handlers.db.context.DBContext.createHandler on a FailoverDatabase: the service's "
+          "own DB layer.")
+    print(f"Timeouts: connect {s.connect_timeout:g} s (psycopg: 2 s, libpq's minimum), "
+          f"statement {s.query_timeout:g} s (asyncpg command_timeout; psycopg has none),")
+    print(f"ours also: health check every {s.health_check_interval:g} s, switch wait "
+          f"{s.switch_wait:g} s, {s.failure_threshold} failures in a row. The bench bounds "
+          "every write at 5 s.")
+    print("recovery = first acknowledged write once the standby left recovery, minus that moment"
+          "\n(seen by a separate connection polling pg_is_in_recovery() every 3 ms);")
+    print("write outage = that first ack minus the last ack the old primary gave;")
+    print("lost = acknowledged ids missing on the new primary afterwards.")
+    verdicts: list[str] = []
+    for scenario, title in SCENARIOS.items():
+        rounds = [r for r in stats.results if r.scenario == scenario]
+        if not rounds:
+            continue
+        count = len([r for r in rounds if r.client == "ours"])
+        print(f"\n== {scenario}: {title} ({count} round{'s' * (count != 1)} per client) ==")
+        medians = _table(rounds, stats.cap)
+        print(f"ours / reference, median recovery: {_ratios(medians, stats.cap)}")
+        for r in rounds:
+            if r.failed:
+                print(f"  round of {r.client} could not run: {r.failed}")
+        lost = {c: sum(r.lost for r in rounds if r.client == c) for c in medians}
+        verdicts.append(f"{scenario}: acknowledged writes lost: "
+                        + ", ".join(f"{c} {n}" for c, n in lost.items()))
+        if scenario == "kill":
+            ours = medians.get("ours")
+            ok = ours is not None and ours <= TARGET_RECOVERY
+            verdicts.insert(0, f"kill: ours median recovery {_seconds(ours, stats.cap)} s "
+                            f"<= {TARGET_RECOVERY:g} s: {'PASS' if ok else 'FAIL'}")
+    print("\nTargets:")
+    for line in verdicts:
+        print(f"  {line}")
+    print(f"\ntotal bench time {stats.elapsed:.0f} s")
