@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,6 +26,14 @@ from luna_handlers.errors import LunaError
 logger = logging.getLogger("luna_handlers")
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+
+
+class Terminated(Exception):
+    """SIGTERM arrived; uvicorn re-raises it after its graceful shutdown."""
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise Terminated
 
 
 class CliError(Exception):
@@ -125,6 +134,10 @@ def _serve(args: argparse.Namespace) -> None:
     server = settings.server
     logger.info("serving on http://%s:%d with %d worker(s)", server.host, server.port,
                 server.workers)
+    # uvicorn drains requests and runs the lifespan shutdown on SIGTERM, then re-raises the
+    # signal with the handler it found: ours turns it into an exception, so the embedded
+    # database below is stopped too and the exit status says "stopped as asked".
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         uvicorn.run("luna_handlers.service:create_service_app", factory=True,
                     host=server.host, port=server.port, workers=server.workers,
@@ -158,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 0
     return 0
 
 
