@@ -26,11 +26,15 @@ class Database(Protocol):
         ...
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for reads; its transaction is rolled back at the end."""
+        """A connection for reads."""
         ...
 
     def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection in a transaction, committed when the block ends without error."""
+        """A connection for writes.
+
+        Connections are in autocommit: each statement commits by itself, so a change that
+        needs several statements must be one statement (a CTE) or set an isolation level.
+        """
         ...
 
     def status(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from luna_handlers.db.migrate import dialect_options
 from luna_handlers.db.oracle_dsn import OracleDsn, oracle_dsn_from_settings
 
 APPLICATION_NAME = "luna-handlers"
+AUTOCOMMIT = "AUTOCOMMIT"
 
 
 def pg_dsn(db: DBSettings) -> PgDsn:
@@ -59,6 +60,9 @@ def pg_engine(host: HostPort, dsn: PgDsn, pool_size: int,
         # Waiting for a free connection is bounded like waiting for a switch.
         pool_timeout=failover.switch_wait,
         pool_pre_ping=False,
+        # Every statement of the DB context stands alone and commits by itself: one round
+        # trip instead of BEGIN + statement + COMMIT (migrations ask for a transaction).
+        isolation_level=AUTOCOMMIT,
         connect_args=pg_connect_args(dsn, failover),
     )
     event.listen(engine.sync_engine, "handle_error", terminate_timed_out)
@@ -104,7 +108,7 @@ def oracle_engine(db: DBSettings, failover: FailoverSettings) -> AsyncEngine:
     dsn = oracle_dsn_from_settings(db)
     engine = create_async_engine(
         "oracle+oracledb://", pool_size=db.connection_pool_size, max_overflow=0,
-        pool_timeout=failover.switch_wait,
+        pool_timeout=failover.switch_wait, isolation_level=AUTOCOMMIT,
         connect_args=oracle_connect_args(dsn, failover),
         **dialect_options("oracle"),
     )

@@ -61,14 +61,23 @@ def head_revision() -> str:
 
 async def upgrade(conn: AsyncConnection, revision: str = "head") -> None:
     """Migrate the database of ``conn`` up to ``revision`` and commit."""
+    await _in_transactions(conn)
     await conn.run_sync(_run, "upgrade", revision)
     await conn.commit()
 
 
 async def downgrade(conn: AsyncConnection, revision: str) -> None:
     """Migrate the database of ``conn`` down to ``revision`` (``base`` drops everything)."""
+    await _in_transactions(conn)
     await conn.run_sync(_run, "downgrade", revision)
     await conn.commit()
+
+
+async def _in_transactions(conn: AsyncConnection) -> None:
+    # The service's pools run in autocommit; a revision must be one transaction (where the
+    # database has transactional DDL), so this connection leaves autocommit until returned.
+    if not conn.in_transaction():
+        await conn.execution_options(isolation_level="READ COMMITTED")
 
 
 def _run(sync_conn: Connection, verb: str, revision: str) -> None:

@@ -125,6 +125,9 @@ async def test_notification_leaves_on_commit_only(
 
     with pytest.raises(Abort):
         async with migrated_pool.write() as conn:
+            # Pools run in autocommit (each statement commits alone): open a transaction to
+            # see that the notification waits for its commit.
+            await conn.execution_options(isolation_level="READ COMMITTED")
             assert (await conn.execute(notify_after(update, HANDLER.c.handler_id))).first()
             await asyncio.sleep(QUIET)
             assert handler_id not in rec.changes  # not before commit...
