@@ -17,9 +17,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from luna_handlers.config import DBSettings, FailoverSettings
 from luna_handlers.db.dsn import DsnDefaults, HostPort, PgDsn, parse_pg_dsn
-from luna_handlers.db.hostpool import HostPool
 from luna_handlers.db.migrate import dialect_options
-from luna_handlers.db.oracle_dsn import OracleDsn, oracle_dsn_from_settings
+from luna_handlers.db.oracle_dsn import OracleDsn
 
 APPLICATION_NAME = "luna-handlers"
 AUTOCOMMIT = "AUTOCOMMIT"
@@ -98,16 +97,15 @@ def oracle_connect_args(dsn: OracleDsn, failover: FailoverSettings) -> dict[str,
     }
 
 
-def oracle_engine(db: DBSettings, failover: FailoverSettings) -> AsyncEngine:
+def oracle_engine(dsn: OracleDsn, pool_size: int, failover: FailoverSettings) -> AsyncEngine:
     """An async engine on Oracle through python-oracledb in thin mode (no client libraries).
 
-    The target is :func:`oracle_dsn_from_settings`: the ``dsn`` key, or ``db_host:db_port``
-    with ``db_name`` as the SID. The URL names only the driver; python-oracledb gets the
-    target as its ``dsn`` and tries its addresses in order at each connect.
+    The URL names only the driver; python-oracledb gets ``dsn`` as its target and tries its
+    addresses in order at each connect: give it a one-address dsn
+    (:meth:`~luna_handlers.db.oracle_dsn.OracleDsn.for_address`) to bind the pool to a host.
     """
-    dsn = oracle_dsn_from_settings(db)
     engine = create_async_engine(
-        "oracle+oracledb://", pool_size=db.connection_pool_size, max_overflow=0,
+        "oracle+oracledb://", pool_size=pool_size, max_overflow=0,
         pool_timeout=failover.switch_wait, isolation_level=AUTOCOMMIT,
         connect_args=oracle_connect_args(dsn, failover),
         **dialect_options("oracle"),
@@ -126,8 +124,3 @@ def oracle_engine(db: DBSettings, failover: FailoverSettings) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", on_connect)
     return engine
 
-
-def oracle_database(db: DBSettings, failover: FailoverSettings) -> HostPool:
-    """The database layer on Oracle: one pool over the dsn's address list."""
-    label = ",".join(str(hp) for hp in oracle_dsn_from_settings(db).addresses)
-    return HostPool(oracle_engine(db, failover), label=label)

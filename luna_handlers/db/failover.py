@@ -7,11 +7,11 @@
   host unreachable or hung (the probe's own timeout) or of the wrong role. Authentication
   errors never move the pool: they are logged at ERROR (a host rejecting us is skipped).
 * Switch (one at a time): probe again, the host being left last (a hung one must not hold
-  up the others); open the new pool's connections, swap it in, let the old pool's
-  sessions finish (at most ``query_timeout``) and close it, terminating sockets rather than
-  waiting on a host that may hang. Meanwhile requests wait up to ``switch_wait``, then get
-  ``DatabaseUnavailable``. When no host qualifies, rounds repeat after a jittered backoff
-  capped at :data:`RETRY_CAP`, cut short by waiting requests, so a promotion is found fast.
+  up the others); warm a new pool, swap it in, retire the old one (its sessions get up to
+  ``query_timeout``; :mod:`~luna_handlers.db.poolslot`). Meanwhile requests wait up to
+  ``switch_wait``, then get ``DatabaseUnavailable``. When no host qualifies, rounds repeat
+  after a jittered backoff capped at :data:`RETRY_CAP`, cut short by waiting requests, so a
+  promotion is found fast.
 * No flapping: a pool that works is never moved, whatever other hosts do; a switch whose
   first round finds only the current host fit keeps the pool.
 
@@ -27,19 +27,18 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db import metrics, probe
 from luna_handlers.db.dialects import ErrorKind
 from luna_handlers.db.dsn import HostPort, PgDsn
-from luna_handlers.db.hostpool import HostPool, Listener
+from luna_handlers.db.hostpool import HostPool
+from luna_handlers.db.poolslot import Slot, open_slot, retire
 from luna_handlers.db.probe import Backend, Backoff, HostRole, ProbeResult, pg_backend
 from luna_handlers.errors import DatabaseUnavailable
 
@@ -64,88 +63,19 @@ class Reason(StrEnum):
 SUSPECT_REASONS = frozenset({Reason.FAILURES, Reason.UNREACHABLE})  # the host may hang
 
 
-@dataclass(eq=False)
-class _Slot:
-    """One pool with its host and role, and the request sessions running on it."""
-
-    pool: HostPool
-    host: HostPort
-    role: HostRole
-    users: int = 0
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-    # Driver connections this pool opened, to close their sockets without asking the host.
-    drivers: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
-
-    def __post_init__(self) -> None:
-        self.idle.set()
-        event.listen(self.pool.engine.sync_engine, "connect", self._track)
-
-    def _track(self, dbapi_connection: Any, _record: Any) -> None:
-        self.drivers.add(dbapi_connection.driver_connection)
-
-    def enter(self) -> None:
-        """A request session starts on this pool."""
-        self.users += 1
-        self.idle.clear()
-
-    def leave(self) -> None:
-        """A request session ended."""
-        self.users -= 1
-        if self.users == 0:
-            self.idle.set()
-
-    def terminate_all(self) -> None:
-        """Close every socket of this pool now (asyncpg's ``terminate()`` never blocks)."""
-        for driver in list(self.drivers):
-            terminate = getattr(driver, "terminate", None)
-            if callable(terminate):
-                with contextlib.suppress(Exception):
-                    terminate()
-
-
-async def _retire(slot: _Slot, grace: float, limit: float, *, suspect: bool) -> None:
-    """Let a pool's sessions finish (at most ``grace`` s), then close it within ``limit`` s.
-
-    A graceful close waits for the host; on a hung host it would wait for ever, so sockets of
-    a suspect host, or of a close that overruns, are terminated instead.
-    """
-    try:
-        async with asyncio.timeout(grace):
-            await slot.idle.wait()
-    except TimeoutError:
-        logger.warning("old pool on %s still had %d sessions after %.1f s: closing it",
-                       slot.host, slot.users, grace)
-        suspect = True
-    if suspect:
-        slot.terminate_all()
-    try:
-        async with asyncio.timeout(limit):
-            await slot.pool.close()
-    except Exception:  # a timeout or a dead socket: abort what is left
-        slot.terminate_all()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(limit):
-                await slot.pool.close()
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class FailoverDatabase:
-    """The :class:`~luna_handlers.db.database.Database` of a (multi-host) DSN.
+    """The :class:`~luna_handlers.db.database.Database` over the hosts of ``backend``.
 
-    ``backend`` replaces the PostgreSQL probe/engine functions built from ``dsn`` (the hook
-    for Oracle); a single-host DSN is the degenerate case of the same logic.
+    The backend holds every dialect-specific piece (probe, engine, error classes); a
+    single-host DSN is the degenerate case of the same logic.
     """
 
-    def __init__(self, dsn: PgDsn, pool_size: int, settings: FailoverSettings, *,
-                 backend: Backend | None = None) -> None:
-        self._backend = backend or pg_backend(dsn, pool_size, settings)
+    def __init__(self, backend: Backend, pool_size: int, settings: FailoverSettings) -> None:
+        self._backend = backend
         self._settings = settings
         self._pool_size = pool_size
-        self._slot: _Slot | None = None
-        self._retired: set[_Slot] = set()
+        self._slot: Slot | None = None
+        self._retired: set[Slot] = set()
         self._generation = 0
         self._failures = 0
         self._ready = asyncio.Event()  # set while a pool is active and no switch runs
@@ -188,7 +118,8 @@ class FailoverDatabase:
             seen: list[ProbeResult] = []
             chosen = await self._probe_round(min(limit, max(deadline - time.monotonic(), 0.1)),
                                              seen)
-            slot = None if chosen is None else await self._build(chosen, 1, seen)
+            slot = None if chosen is None else await open_slot(
+                self._backend, self._pool_size, chosen, 1, on_outcome=self._on_outcome, seen=seen)
             if slot is not None:
                 break
             delay = backoff.next()
@@ -217,12 +148,12 @@ class FailoverDatabase:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._slot = None
         metrics.clear_active(self._labels)
-        await asyncio.gather(*(_retire(slot, 0.0, self._backend.connect_timeout, suspect=False)
+        await asyncio.gather(*(retire(slot, 0.0, self._backend.connect_timeout, suspect=False)
                                for slot in slots))
 
     # -- requests --------------------------------------------------------------------------
 
-    async def _slot_for_request(self) -> _Slot:
+    async def _slot_for_request(self) -> Slot:
         if not self._ready.is_set():
             self._demand.set()
             self._waiting += 1
@@ -251,12 +182,8 @@ class FailoverDatabase:
     @asynccontextmanager
     async def _session(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
         slot = await self._slot_for_request()
-        slot.enter()  # counted, so that a retired pool is closed only once its sessions end
-        try:
-            async with slot.pool.write() if write else slot.pool.read() as conn:
-                yield conn
-        finally:
-            slot.leave()
+        async with slot.session(write=write) as conn:
+            yield conn
 
     def status(self) -> dict[str, Any]:
         """Active host and role, generation, last switch, configured hosts (no secrets)."""
@@ -281,16 +208,6 @@ class FailoverDatabase:
         return "starting" if self._slot is None else "active"
 
     # -- outcomes and switches -----------------------------------------------------------
-
-    def _listener(self, generation: int) -> Listener:
-        ref = weakref.ref(self)  # the pool must not keep its manager alive
-
-        def listener(kind: ErrorKind | None, exc: BaseException | None) -> None:
-            db = ref()
-            if db is not None:
-                db._on_outcome(generation, kind, exc)
-
-        return listener
 
     def _on_outcome(self, generation: int, kind: ErrorKind | None,
                     exc: BaseException | None) -> None:
@@ -346,20 +263,22 @@ class FailoverDatabase:
             logger.info("pool kept on=%s reason=%s: the host still qualifies (%s)",
                         old.host, reason.value, detail)
             return True
-        slot = await self._build(chosen, self._generation + 1, seen)
+        slot = await open_slot(self._backend, self._pool_size, chosen, self._generation + 1,
+                               on_outcome=self._on_outcome, seen=seen)
         if slot is None:
             return False
         self._swap(slot, reason, detail, triggered)
         return True
 
-    def _swap(self, slot: _Slot, reason: Reason, detail: str, triggered: float) -> None:
+    def _swap(self, slot: Slot, reason: Reason, detail: str, triggered: float) -> None:
         old = self._slot
         self._slot, self._generation, self._failures = slot, slot.pool.generation, 0
         self._show_active(slot)
         self._ready.set()
         elapsed_ms = round((time.monotonic() - triggered) * 1000)
         source = None if old is None else str(old.host)
-        self._last_switch = {"time": _now_rfc3339(), "reason": reason.value, "detail": detail,
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self._last_switch = {"time": now, "reason": reason.value, "detail": detail,
                              "from": source, "to": str(slot.host)}
         metrics.count_switch(reason.value)
         logger.warning("pool switched from=%s to=%s reason=%s generation=%d elapsed_ms=%d "
@@ -367,7 +286,7 @@ class FailoverDatabase:
                        elapsed_ms, slot.role.name, detail)
         if old is not None:
             self._retired.add(old)
-            task = self._spawn(_retire(old, self._settings.query_timeout + 1.0,
+            task = self._spawn(retire(old, self._settings.query_timeout + 1.0,
                                        self._backend.connect_timeout,
                                        suspect=reason in SUSPECT_REASONS),
                                f"luna-db-retire-{old.host}")
@@ -403,41 +322,7 @@ class FailoverDatabase:
         self._auth.report(seen)
         return chosen
 
-    async def _build(self, chosen: ProbeResult, generation: int,
-                     seen: list[ProbeResult]) -> _Slot | None:
-        """A warmed pool on the chosen host, or None (logged, and noted in ``seen``)."""
-        assert chosen.role is not None
-        engine = self._backend.engine(chosen.host)
-        pool = HostPool(engine, str(chosen.host), generation, self._listener(generation))
-        slot = _Slot(pool, chosen.host, chosen.role)
-        try:
-            await self._warm(slot)
-        except asyncio.CancelledError:
-            slot.terminate_all()
-            raise
-        except Exception as exc:  # any failure means "not this host, for now"
-            error = self._backend.describe(exc)
-            logger.warning("cannot open the pool on %s: %s", chosen.host, error)
-            seen.append(ProbeResult(chosen.host, None, self._backend.classify(exc),
-                                    f"pool warm-up failed: {error}"))
-            await _retire(slot, 0.0, self._backend.connect_timeout, suspect=True)
-            return None
-        return slot
-
-    async def _warm(self, slot: _Slot) -> None:
-        """Open every connection of the new pool at once (bounded); they stay pooled."""
-        async with asyncio.timeout(self._backend.connect_timeout):
-            opened = await asyncio.gather(
-                *(slot.pool.engine.connect().start() for _ in range(self._pool_size)),
-                return_exceptions=True)
-        for conn in opened:  # back into the pool, still open
-            if isinstance(conn, AsyncConnection):
-                await conn.close()
-        for conn in opened:
-            if isinstance(conn, BaseException):
-                raise conn
-
-    def _show_active(self, slot: _Slot, role: HostRole | None = None) -> None:
+    def _show_active(self, slot: Slot, role: HostRole | None = None) -> None:
         slot.role = role or slot.role  # a standby promoted under "any" is a primary now
         labels = (str(slot.host), slot.role.name)
         metrics.set_active(*labels, self._generation, previous=self._labels)
@@ -503,8 +388,15 @@ async def _health_loop(ref: weakref.ref[FailoverDatabase]) -> None:
 
 async def open_failover_database(dsn: PgDsn, pool_size: int,
                                  settings: FailoverSettings) -> FailoverDatabase:
-    """A started :class:`FailoverDatabase` (see :meth:`FailoverDatabase.start`)."""
-    database = FailoverDatabase(dsn, pool_size, settings)
+    """A started :class:`FailoverDatabase` on the hosts of a PostgreSQL DSN."""
+    return await start_failover_database(pg_backend(dsn, pool_size, settings), pool_size,
+                                         settings)
+
+
+async def start_failover_database(backend: Backend, pool_size: int,
+                                  settings: FailoverSettings) -> FailoverDatabase:
+    """A started :class:`FailoverDatabase` on ``backend`` (see :meth:`FailoverDatabase.start`)."""
+    database = FailoverDatabase(backend, pool_size, settings)
     try:
         await database.start()
     except BaseException:

@@ -41,7 +41,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from luna_handlers.config import ORACLE_DEFAULT_PORT, DBSettings
@@ -129,6 +129,17 @@ class OracleDsn:
         target = (f"SERVICE_NAME={self.service_name}" if self.service_name is not None
                   else f"SID={self.sid}")
         return f"(DESCRIPTION={params}(ADDRESS_LIST={addresses})(CONNECT_DATA=({target})))"
+
+    def for_address(self, address: HostPort) -> OracleDsn:
+        """This dsn with ``address`` as its only address, everything else kept as written."""
+        if address not in self.addresses:
+            raise ValueError(f"{address} is not an address of this dsn")
+        if self.descriptor is None:
+            return replace(self, addresses=(address,))
+        # Cut the other addresses out of the text: any other Oracle Net parameter (SECURITY,
+        # CONNECT_DATA's SERVER...) stays as the user wrote it; reparsed, so it stays checked.
+        return _from_descriptor(_one_address(self.descriptor, address), 0, self.user,
+                                self.password)
 
 
 def _descriptor_param(key: str, value: str) -> str:
@@ -302,6 +313,7 @@ class _Node:
     value: str | None
     children: tuple[_Node, ...]
     position: int
+    end: int  # the offset just past its ")"
 
     def leaf(self, key: str) -> str | None:
         found = [child for child in self.children if child.key == key]
@@ -340,7 +352,7 @@ def _parse_node(text: str, start: int, depth: int = 0) -> tuple[_Node, int]:
         raise DsnError("unbalanced parentheses: this '(' is never closed", start)
     if text[pos] != ")":
         raise DsnError("expected ')' or '('", pos)
-    return _Node(keyword.group().upper(), value, tuple(children), start), pos + 1
+    return _Node(keyword.group().upper(), value, tuple(children), start, pos + 1), pos + 1
 
 
 def _parse_value(text: str, pos: int) -> tuple[str, int]:
@@ -391,3 +403,19 @@ def _address(node: _Node) -> HostPort:
         raise DsnError("PORT must be a number between 1 and 65535", node.position)
     # Oracle Net's own default, not db_port: the descriptor goes to the driver as written.
     return HostPort(host, ORACLE_DEFAULT_PORT if port is None else int(port))
+
+
+def _one_address(text: str, address: HostPort) -> str:
+    """The descriptor ``text`` without every ADDRESS but the first one of ``address``."""
+    root, _end = _parse_node(text, 0)
+    lists = [root, *(c for c in root.children if c.key == "ADDRESS_LIST")]
+    home, keep = next((node, c) for node in lists for c in node.children
+                      if c.key == "ADDRESS" and _address(c) == address)
+    # Other lists go whole (an emptied ADDRESS_LIST is no list); the kept one keeps its own
+    # parameters (FAILOVER, LOAD_BALANCE...), harmless with one address.
+    cut = [c for node in dict.fromkeys((root, home)) for c in node.children
+           if c.key == "ADDRESS" and c is not keep]
+    cut += [node for node in lists[1:] if node is not home]
+    for node in sorted(cut, key=lambda n: n.position, reverse=True):
+        text = text[:node.position] + text[node.end:]
+    return text

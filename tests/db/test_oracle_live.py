@@ -1,4 +1,4 @@
-"""The database layer on a live Oracle: migrations and a DB-context round trip.
+"""The database layer on a live Oracle, through the failover pool: start, migrations, DB context.
 
 Runs only where an Oracle server is given (none can be installed on the project's machines)::
 
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luna_handlers.config import DBSettings, FailoverSettings
 from luna_handlers.db.context import DBContext, ListFilters
-from luna_handlers.db.engine import oracle_database
+from luna_handlers.db.failover import FailoverDatabase
 from luna_handlers.db.hostpool import HostPool
 from luna_handlers.db.migrate import (
     check_at_head,
@@ -35,6 +35,8 @@ from luna_handlers.db.migrate import (
     head_revision,
     upgrade,
 )
+from luna_handlers.db.oracle_backend import open_oracle_failover_database
+from luna_handlers.db.oracle_dsn import oracle_dsn_from_settings
 
 ENV = "LUNA_HANDLERS_TEST_ORACLE_DSN"
 DSN = os.environ.get(ENV, "")
@@ -72,18 +74,37 @@ async def drop_ours(conn: AsyncConnection) -> None:
 
 
 @pytest.fixture(scope="module")
-async def pool() -> AsyncIterator[HostPool]:
-    database = oracle_database(SETTINGS, FAILOVER)
+async def database() -> AsyncIterator[FailoverDatabase]:
+    database = await open_oracle_failover_database(SETTINGS, FAILOVER)
     yield database
     await database.close()
 
 
 @pytest.fixture(scope="module")
-async def ctx(pool: HostPool) -> DBContext:
+async def pool(database: FailoverDatabase) -> HostPool:
+    assert database.active is not None
+    return database.active
+
+
+@pytest.fixture(scope="module")
+async def ctx(database: FailoverDatabase, pool: HostPool) -> DBContext:
     async with pool.engine.connect() as conn:
         await drop_ours(conn)
         await upgrade(conn)
-    return DBContext(pool)
+    return DBContext(database)
+
+
+async def test_failover_database_starts_on_the_primary(database: FailoverDatabase) -> None:
+    status = database.status()
+    hosts = [str(hp) for hp in oracle_dsn_from_settings(SETTINGS).addresses]
+    assert (status["dialect"], status["state"], status["role"]) == ("oracle", "active",
+                                                                     "primary")
+    assert status["host"] in hosts and status["hosts"] == list(dict.fromkeys(hosts))
+    assert status["target_session_attrs"] == "read-write" and status["generation"] == 1
+    async with database.read() as conn:  # the pool really is on that one address
+        role = (await conn.execute(sa.text(
+            "SELECT sys_context('USERENV', 'DATABASE_ROLE') FROM dual"))).scalar_one()
+    assert role == "PRIMARY"
 
 
 async def test_migrations_up_down_and_column_types(pool: HostPool) -> None:

@@ -36,7 +36,8 @@ DB = DBSettings(db_type="oracle", db_host="ora1", db_port=1521, db_user="luna",
                 db_password="pw", db_name="ORCL", connection_pool_size=2, dsn=None)
 FAILOVER = FailoverSettings(connect_timeout=3.0, query_timeout=7.5, failure_threshold=3,
                             health_check_interval=1.0, switch_wait=2.0)
-ENGINE = oracle_engine(DB, FAILOVER)  # never connects: only its dialect is used
+# Never connects: only its dialect is used.
+ENGINE = oracle_engine(oracle_dsn_from_settings(DB), DB.connection_pool_size, FAILOVER)
 ORACLE = ENGINE.sync_engine.dialect
 
 # -- offline DDL -----------------------------------------------------------------------------
