@@ -1,14 +1,17 @@
 """The one place where errors become HTTP responses.
 
 Route code and middleware only raise :class:`~luna_handlers.errors.LunaError` subclasses.
-Three entry points turn them into the LUNA body ``{"error_code", "desc", "detail", "link"}``,
-all through :func:`error_response`:
+:class:`ErrorMiddleware` catches every exception of the routes, the router and the auth
+middleware and answers it with the LUNA body ``{"error_code", "desc", "detail", "link"}``,
+always through :func:`error_response`:
 
-* :func:`luna_error_handler` and :func:`http_exception_handler`, registered as Starlette
-  exception handlers (routing 404/405 become ``PageNotFound``/``MethodNotAllowed``);
-* :class:`ErrorMiddleware`, which catches what escapes them: a ``LunaError`` raised by an
-  outer middleware (auth) and any other exception, answered as ``InternalError`` 500 with the
-  traceback logged and never sent.
+* a ``LunaError`` with its own status and code;
+* Starlette's routing ``HTTPException`` 404/405 as ``PageNotFound``/``MethodNotAllowed``
+  (:func:`http_exception_response`);
+* any other exception as ``InternalError`` 500, with the traceback logged and never sent.
+
+One middleware rather than Starlette's ``ExceptionMiddleware`` plus per-route exception
+wrappers: every layer costs a coroutine (and a ``send`` wrapper) on every request.
 """
 
 from __future__ import annotations
@@ -62,16 +65,8 @@ def _log(exc: LunaError) -> None:
         logger.warning("%s %d: %s", type(exc).__name__, exc.code, exc.detail)
 
 
-async def luna_error_handler(request: Request, exc: Exception) -> Response:
-    """Starlette handler for every :class:`LunaError` raised by a route."""
-    assert isinstance(exc, LunaError)
-    _log(exc)
-    return error_response(exc, head=request.method == "HEAD")
-
-
-async def http_exception_handler(request: Request, exc: Exception) -> Response:
-    """Starlette handler for routing errors: 404 and 405 in the LUNA format."""
-    assert isinstance(exc, HTTPException)
+def http_exception_response(request: Request, exc: HTTPException) -> Response:
+    """A routing error (404 and 405) in the LUNA format."""
     head = request.method == "HEAD"
     if exc.status_code == 404:
         return error_response(PageNotFound(f"Page '{request.url.path}' not found"), head=head)
@@ -88,7 +83,7 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 
 class ErrorMiddleware:
-    """Pure ASGI middleware: the last line of defence, answering what nothing else handled."""
+    """Pure ASGI middleware: every exception of what it wraps becomes a LUNA error response."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -116,6 +111,10 @@ class ErrorMiddleware:
                 raise
             _log(exc)
             await error_response(exc, head=scope["method"] == "HEAD")(scope, receive, send)
+        except HTTPException as exc:
+            if started:
+                raise
+            await http_exception_response(Request(scope, receive), exc)(scope, receive, send)
         except Exception:
             # The traceback goes to the log only: it can reveal internals to a client.
             logger.exception("unhandled error in %s %r", scope["method"], scope["path"])
@@ -124,5 +123,3 @@ class ErrorMiddleware:
             response = error_response(InternalError(), head=scope["method"] == "HEAD")
             await response(scope, receive, send)
 
-
-EXCEPTION_HANDLERS = {LunaError: luna_error_handler, HTTPException: http_exception_handler}

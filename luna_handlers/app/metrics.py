@@ -28,11 +28,26 @@ HTTP_DURATION = Histogram(
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+#: (method, route, status) -> the counter and histogram children of that label set. Bounded:
+#: methods are folded into KNOWN_METHODS, routes are templates and statuses are few.
+_CHILDREN: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def _children(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    label = method if method in KNOWN_METHODS else "OTHER"
+    children = (HTTP_REQUESTS.labels(label, route, str(status)),
+                HTTP_DURATION.labels(label, route))
+    if len(_CHILDREN) < 10_000:  # a safety net; never reached by real traffic
+        _CHILDREN[method, route, status] = children
+    return children
+
+
 def observe(method: str, route: str, status: int, seconds: float) -> None:
     """Record one finished request."""
-    method = method if method in KNOWN_METHODS else "OTHER"
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route).observe(seconds)
+    # ``labels()`` validates and hashes its arguments under a lock: do it once per label set.
+    children = _CHILDREN.get((method, route, status)) or _children(method, route, status)
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 async def metrics_endpoint(_request: Request) -> Response:

@@ -2,17 +2,21 @@
 
 Pure ASGI rather than ``BaseHTTPMiddleware``: the latter runs the app in a separate task and
 copies every body through a memory stream, which costs a lot per request.
+
+Everything here runs on every request, so it is written for speed: headers are read from the
+raw ASGI list (no ``Headers`` object), request ids come from ``random.getrandbits`` rather than
+``os.urandom``, metric label children are looked up once per label set, and the access line is
+only formatted when its level is enabled.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import random
 import re
 import time
-import uuid
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from luna_handlers.app import metrics
@@ -22,12 +26,18 @@ from luna_handlers.errors import Unauthorized
 access_logger = logging.getLogger("luna_handlers.access")
 
 REQUEST_ID_HEADER = "Luna-Request-Id"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")
+_AUTHORIZATION_KEY = b"authorization"
 #: A client's request id is echoed when it is 1..128 visible ASCII characters; anything else
 #: (too long, spaces, non-ASCII) is replaced by a generated one so logs stay one token wide.
 REQUEST_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,128}")
 #: Requests that need no token: probes and scrapers usually cannot send one.
 PUBLIC_ENDPOINTS = frozenset({("GET", "/1/healthcheck"), ("HEAD", "/1/healthcheck"),
                               ("GET", "/metrics"), ("HEAD", "/metrics")})
+
+# The version (4) and variant (RFC 4122) bits of a UUID, as ``uuid.UUID(version=4)`` sets them.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def _printable(path: str) -> str:
@@ -36,8 +46,22 @@ def _printable(path: str) -> str:
 
 
 def new_request_id() -> str:
-    """A LUNA request id: ``<unix seconds>,<uuid4>``."""
-    return f"{int(time.time())},{uuid.uuid4()}"
+    """A LUNA request id: ``<unix seconds>,<uuid4>``.
+
+    The random part comes from the ``random`` module (reseeded in every forked worker), which
+    is several times cheaper than ``uuid.uuid4()``'s ``os.urandom``: a request id must be
+    unique, not unguessable.
+    """
+    h = "%032x" % (random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
+    return f"{int(time.time())},{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def header(scope: Scope, key: bytes) -> bytes | None:
+    """The first value of the (lower-case) header ``key``, straight from the ASGI scope."""
+    for name, value in scope["headers"]:
+        if name == key:
+            return value  # type: ignore[no-any-return]
+    return None
 
 
 class RequestMiddleware:
@@ -52,8 +76,16 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        given = Headers(scope=scope).get(REQUEST_ID_HEADER)
-        request_id = given if given and REQUEST_ID_PATTERN.fullmatch(given) else new_request_id()
+        given = header(scope, _REQUEST_ID_KEY)
+        request_id = None
+        if given is not None:
+            # latin-1 as Starlette decodes headers; the pattern then keeps visible ASCII only
+            text = given.decode("latin-1")
+            if REQUEST_ID_PATTERN.fullmatch(text):
+                request_id = text
+        if request_id is None:
+            request_id = new_request_id()
+        id_header = (_REQUEST_ID_KEY, request_id.encode("latin-1"))
         token = request_id_var.set(request_id)
         # 499 (nginx's "client closed request") stays only if no response was ever started.
         status = 499
@@ -62,7 +94,9 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+                headers = message.get("headers")
+                # A new list: a response object may reuse its header list for several sends.
+                message["headers"] = [*headers, id_header] if headers else [id_header]
             await send(message)
 
         try:
@@ -72,10 +106,12 @@ class RequestMiddleware:
             route = scope.get("route")
             # application.py names each route after its documented path template
             template = getattr(route, "name", None) or metrics.UNMATCHED_ROUTE
-            metrics.observe(scope["method"], template, status, elapsed)
+            method = scope["method"]
+            metrics.observe(method, template, status, elapsed)
             # The request id is on every line through the log filter (see logging.py).
-            access_logger.info("%s %s %d %.2fms", scope["method"], _printable(scope["path"]),
-                               status, elapsed * 1000)
+            if access_logger.isEnabledFor(logging.INFO):
+                access_logger.info("%s %s %d %.2fms", method, _printable(scope["path"]),
+                                   status, elapsed * 1000)
             request_id_var.reset(token)
 
 
@@ -87,8 +123,9 @@ class AuthMiddleware:
         self._expected = token.encode()
 
     def _authorized(self, scope: Scope) -> bool:
-        header = Headers(scope=scope).get("authorization", "")
-        scheme, _, credentials = header.partition(" ")
+        raw = header(scope, _AUTHORIZATION_KEY)
+        value = "" if raw is None else raw.decode("latin-1")
+        scheme, _, credentials = value.partition(" ")
         if scheme.lower() != "bearer":
             return False
         # Constant time: the comparison must not reveal how many leading bytes matched.

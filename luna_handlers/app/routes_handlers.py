@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from luna_handlers.app import deps
+from luna_handlers.app.cache import CachedHandler
 from luna_handlers.app.params import (
     HANDLER_COUNT_PARAMS,
     HANDLER_LIST_PARAMS,
@@ -14,7 +15,7 @@ from luna_handlers.app.params import (
     parse_query,
 )
 from luna_handlers.app.policies import parse_handler_body, parse_validator_body
-from luna_handlers.app.serialize import ORJSONResponse, format_time, handler_json
+from luna_handlers.app.serialize import ORJSONResponse, RawResponse, format_time, handler_json
 from luna_handlers.errors import HandlerNotFound
 
 PREFIX = "/1/handlers"
@@ -63,6 +64,35 @@ async def validate_policies(request: Request) -> Response:
     return Response(status_code=204)
 
 
+RawHeaders = list[tuple[bytes, bytes]]
+
+#: handler id -> (the cache entry, the response headers of a hit on it). A hit answers with
+#: the entry's pre-rendered body: its headers are computed once per entry too (the version
+#: timestamp formatting alone was a sizeable part of a hit). Checked by identity against the
+#: current entry, so a replaced entry never gets old headers; cleared when it grows past the
+#: limit, so evicted entries are not kept alive for long.
+_HIT_HEADERS: dict[str, tuple[CachedHandler, RawHeaders]] = {}
+HIT_HEADERS_LIMIT = 16_384
+
+
+def _handler_headers(state: bytes, last_update_time: str, body: bytes) -> RawHeaders:
+    # The order and names of ``Response(body, media_type=..., headers={...})``.
+    return [(b"luna-cache", state), (b"cache-handler-version", last_update_time.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json")]
+
+
+def _hit_headers(handler_id: str, entry: CachedHandler, body: bytes) -> RawHeaders:
+    known = _HIT_HEADERS.get(handler_id)
+    if known is not None and known[0] is entry:
+        return list(known[1])  # a copy: whoever holds the response may change its headers
+    headers = _handler_headers(b"hit", format_time(entry.record.last_update_time), body)
+    if len(_HIT_HEADERS) >= HIT_HEADERS_LIMIT:
+        _HIT_HEADERS.clear()
+    _HIT_HEADERS[handler_id] = (entry, headers)
+    return list(headers)
+
+
 async def get_handler(request: Request) -> Response:
     """GET /1/handlers/{handler_id}, from the read cache when it holds the handler.
 
@@ -74,18 +104,19 @@ async def get_handler(request: Request) -> Response:
     cache = deps.cache(request)
     entry = cache.get(handler_id)
     if entry is not None and entry.body is not None:
-        record, body, state = entry.record, entry.body, "hit"
-    else:
-        token = cache.begin_read(handler_id)  # before the read: a racing change wins
-        found = await deps.db(request).getHandler(handler_id)
-        if found is None:
+        if account is not None and entry.record.account_id != account:
             raise HandlerNotFound(handler_id)
-        record, body, state = found, orjson.dumps(handler_json(found)), "miss"
-        cache.put(record, token, body)
-    if account is not None and record.account_id != account:
+        return RawResponse(entry.body, _hit_headers(handler_id, entry, entry.body))
+    token = cache.begin_read(handler_id)  # before the read: a racing change wins
+    found = await deps.db(request).getHandler(handler_id)
+    if found is None:
         raise HandlerNotFound(handler_id)
-    return Response(body, media_type="application/json", headers={
-        "Luna-Cache": state, "Cache-Handler-Version": format_time(record.last_update_time)})
+    body = orjson.dumps(handler_json(found))
+    cache.put(found, token, body)
+    if account is not None and found.account_id != account:
+        raise HandlerNotFound(handler_id)
+    return RawResponse(body, _handler_headers(b"miss", format_time(found.last_update_time),
+                                              body))
 
 
 async def head_handler(request: Request) -> Response:

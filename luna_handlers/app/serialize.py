@@ -23,6 +23,21 @@ class ORJSONResponse(Response):
         return orjson.dumps(content)
 
 
+class RawResponse(Response):
+    """A response whose body and raw headers are ready: nothing is rendered or encoded.
+
+    ``raw_headers`` must hold ``content-length`` (and ``content-type``) already, lower-case.
+    """
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]],
+                 status_code: int = 200) -> None:
+        # Response.__init__ is skipped on purpose: it would render and rebuild the headers.
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = raw_headers
+
+
 def format_time(moment: datetime) -> str:
     """A naive UTC database timestamp as RFC 3339 with microseconds: ``...T20:12:40.123456Z``."""
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
