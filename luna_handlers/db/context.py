@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from luna_handlers.db.database import Database
 from luna_handlers.db.handlers_db_tools.models.handlers_models import Handler, Verifier
 from luna_handlers.db.notify import notify_after, supports_notifications
+from luna_handlers.db.prepared import Prepared, Row, Statement
 from luna_handlers.db.sqltypes import utc_now
 from luna_handlers.errors import HandlerCorrupted, VerifierCorrupted
 
@@ -90,36 +91,107 @@ def _where(table: sa.Table, id_column: str, filters: ListFilters) -> list[sa.Col
     return clauses
 
 
-def _by_id(table: sa.Table, id_column: str, object_id: str,
-           account_id: str | None) -> list[sa.ColumnElement[bool]]:
-    clauses = [table.c[id_column] == object_id]
-    if account_id is not None:
-        clauses.append(table.c.account_id == account_id)
+def _key(table: sa.Table) -> sa.Column[Any]:
+    return table.c[f"{table.name}_id"]
+
+
+def _match(table: sa.Table, scoped: bool) -> list[sa.ColumnElement[bool]]:
+    clauses = [_key(table) == sa.bindparam("object_id")]
+    if scoped:
+        clauses.append(table.c.account_id == sa.bindparam("account_id"))
     return clauses
 
 
-def _handler(row: sa.Row[Any]) -> HandlerRecord:
+def _changed(dml: sa.Update | sa.Delete, table: sa.Table, dialect_name: str) -> Statement:
+    """The statement returns one row per changed row; on PostgreSQL it also notifies the
+    handler caches, in the same statement and so the same transaction: on commit only."""
+    if table is HANDLER and supports_notifications(dialect_name):
+        return notify_after(dml, _key(table))
+    return dml.returning(_key(table))
+
+
+# Fixed-shape statements, one per (table, scoped): see luna_handlers.db.prepared.
+def _get(table: sa.Table, scoped: bool) -> Prepared:
+    return Prepared(lambda _dialect: sa.select(table).where(*_match(table, scoped)))
+
+
+def _exists(table: sa.Table, scoped: bool) -> Prepared:
+    return Prepared(lambda _dialect: sa.select(_key(table)).where(*_match(table, scoped)))
+
+
+def _delete(table: sa.Table, scoped: bool) -> Prepared:
+    return Prepared(lambda dialect: _changed(
+        sa.delete(table).where(*_match(table, scoped)), table, dialect))
+
+
+def _insert(table: sa.Table, columns: Sequence[str]) -> Prepared:
+    # Bind names differ from column names: SQLAlchemy reserves those for VALUES itself.
+    values: dict[str, Any] = {column: sa.bindparam(f"v_{column}") for column in columns}
+    return Prepared(lambda _dialect: sa.insert(table).values(values))
+
+
+def _put_handler(scoped: bool) -> Prepared:
+    return Prepared(lambda dialect: _changed(
+        sa.update(HANDLER).where(*_match(HANDLER, scoped)).values(
+            description=sa.bindparam("v_description"), is_dynamic=sa.bindparam("v_is_dynamic"),
+            policies=sa.bindparam("v_policies"), last_update_time=utc_now()),
+        HANDLER, dialect))
+
+
+def _put_verifier(scoped: bool) -> Prepared:
+    return Prepared(lambda _dialect: (
+        sa.update(VERIFIER).where(*_match(VERIFIER, scoped))
+        .values(description=sa.bindparam("v_description"), policies=sa.bindparam("v_policies"),
+                version=VERIFIER.c.version + 1, last_update_time=utc_now())
+        .returning(VERIFIER.c.version)))
+
+
+SCOPES = (False, True)
+GET = {table.name: {scoped: _get(table, scoped) for scoped in SCOPES}
+       for table in (HANDLER, VERIFIER)}
+EXISTS = {table.name: {scoped: _exists(table, scoped) for scoped in SCOPES}
+          for table in (HANDLER, VERIFIER)}
+DELETE = {table.name: {scoped: _delete(table, scoped) for scoped in SCOPES}
+          for table in (HANDLER, VERIFIER)}
+PUT_HANDLER = {scoped: _put_handler(scoped) for scoped in SCOPES}
+PUT_VERIFIER = {scoped: _put_verifier(scoped) for scoped in SCOPES}
+INSERT_HANDLER = _insert(HANDLER, ("handler_id", "account_id", "description", "is_dynamic",
+                                   "policies"))
+INSERT_VERIFIER = _insert(VERIFIER, ("verifier_id", "account_id", "description", "policies",
+                                     "version"))
+PING = Prepared(lambda _dialect: sa.select(sa.literal_column("1")))
+
+
+def _by_id(object_id: str, account_id: str | None) -> dict[str, Any]:
+    params = {"object_id": object_id}
+    if account_id is not None:
+        params["account_id"] = account_id
+    return params
+
+
+def _handler(row: Row) -> HandlerRecord:
     try:
-        policies = None if row.policies is None else orjson.loads(row.policies)
+        policies = None if row["policies"] is None else orjson.loads(row["policies"])
     except orjson.JSONDecodeError:
-        raise HandlerCorrupted(row.handler_id) from None
+        raise HandlerCorrupted(row["handler_id"]) from None
     return HandlerRecord(
-        handler_id=row.handler_id, account_id=row.account_id,
-        description=row.description or "", is_dynamic=bool(row.is_dynamic), policies=policies,
-        create_time=row.create_time, last_update_time=row.last_update_time,
+        handler_id=row["handler_id"], account_id=row["account_id"],
+        description=row["description"] or "", is_dynamic=bool(row["is_dynamic"]),
+        policies=policies, create_time=row["create_time"],
+        last_update_time=row["last_update_time"],
     )
 
 
-def _verifier(row: sa.Row[Any]) -> VerifierRecord:
+def _verifier(row: Row) -> VerifierRecord:
     try:
-        policies = orjson.loads(row.policies or "{}")
+        policies = orjson.loads(row["policies"] or "{}")
     except orjson.JSONDecodeError:
-        raise VerifierCorrupted(row.verifier_id) from None
+        raise VerifierCorrupted(row["verifier_id"]) from None
     return VerifierRecord(
-        verifier_id=row.verifier_id, account_id=row.account_id,
-        description=row.description or "", policies=policies,
-        version=row.version, create_time=row.create_time,
-        last_update_time=row.last_update_time,
+        verifier_id=row["verifier_id"], account_id=row["account_id"],
+        description=row["description"] or "", policies=policies,
+        version=row["version"], create_time=row["create_time"],
+        last_update_time=row["last_update_time"],
     )
 
 
@@ -131,47 +203,49 @@ class DBContext:
 
     # -- shared building blocks ------------------------------------------------------------
 
-    async def _list(self, table: sa.Table, id_column: str, filters: ListFilters, page: int,
-                    page_size: int) -> Sequence[sa.Row[Any]]:
+    async def _read(self, prepared: Prepared, params: dict[str, Any]) -> Sequence[Row]:
+        async with self.database.read() as conn:
+            return await prepared.rows(conn, params)
+
+    async def _write(self, prepared: Prepared, params: dict[str, Any]) -> Sequence[Row]:
+        async with self.database.write() as conn:
+            return await prepared.rows(conn, params)
+
+    async def _one(self, table: sa.Table, object_id: str, account_id: str | None
+                   ) -> Row | None:
+        rows = await self._read(GET[table.name][account_id is not None],
+                                _by_id(object_id, account_id))
+        return rows[0] if rows else None
+
+    async def _exists(self, table: sa.Table, object_id: str, account_id: str | None) -> bool:
+        return bool(await self._read(EXISTS[table.name][account_id is not None],
+                                     _by_id(object_id, account_id)))
+
+    async def _delete(self, table: sa.Table, object_id: str, account_id: str | None) -> bool:
+        return bool(await self._write(DELETE[table.name][account_id is not None],
+                                      _by_id(object_id, account_id)))
+
+    async def _list(self, table: sa.Table, filters: ListFilters, page: int,
+                    page_size: int) -> list[Row]:
+        # Filters vary per call: an ordinary SQLAlchemy statement, not a Prepared one.
         query = (
-            sa.select(table).where(*_where(table, id_column, filters))
+            sa.select(table).where(*_where(table, _key(table).name, filters))
             # Newest first; the id breaks ties so that pages never overlap or skip.
-            .order_by(table.c.create_time.desc(), table.c[id_column])
+            .order_by(table.c.create_time.desc(), _key(table))
             .limit(page_size).offset((page - 1) * page_size)
         )
         async with self.database.read() as conn:
-            return (await conn.execute(query)).all()
+            return [row._mapping for row in await conn.execute(query)]
 
-    async def _count(self, table: sa.Table, id_column: str, filters: ListFilters) -> int:
+    async def _count(self, table: sa.Table, filters: ListFilters) -> int:
         query = sa.select(sa.func.count()).select_from(table).where(
-            *_where(table, id_column, filters))
+            *_where(table, _key(table).name, filters))
         async with self.database.read() as conn:
             return int((await conn.execute(query)).scalar_one())
 
-    async def _get(self, table: sa.Table, id_column: str, object_id: str,
-                   account_id: str | None) -> sa.Row[Any] | None:
-        query = sa.select(table).where(*_by_id(table, id_column, object_id, account_id))
-        async with self.database.read() as conn:
-            return (await conn.execute(query)).first()
-
-    async def _exists(self, table: sa.Table, id_column: str, object_id: str,
-                      account_id: str | None) -> bool:
-        query = sa.select(table.c[id_column]).where(
-            *_by_id(table, id_column, object_id, account_id))
-        async with self.database.read() as conn:
-            return (await conn.execute(query)).first() is not None
-
-    async def _delete(self, table: sa.Table, id_column: str, object_id: str,
-                      account_id: str | None) -> bool:
-        query = sa.delete(table).where(*_by_id(table, id_column, object_id, account_id))
-        async with self.database.write() as conn:
-            return (await conn.execute(query)).rowcount > 0
-
     async def ping(self) -> None:
         """One cheap round trip to the database (health checks)."""
-        query = sa.select(sa.literal(1))
-        async with self.database.read() as conn:
-            await conn.execute(query)
+        await self._read(PING, {})
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -179,58 +253,47 @@ class DBContext:
                             description: str = "", isDynamic: bool = False) -> str:
         """Create a handler and return its id. Dynamic handlers store no policies."""
         handler_id = _new_id()
-        query = sa.insert(HANDLER).values(
-            handler_id=handler_id, account_id=accountId, description=description,
-            is_dynamic=isDynamic, policies=None if isDynamic else _dump(policies))
-        async with self.database.write() as conn:
-            await conn.execute(query)
+        await self._write(INSERT_HANDLER, {
+            "v_handler_id": handler_id, "v_account_id": accountId,
+            "v_description": description, "v_is_dynamic": isDynamic,
+            "v_policies": None if isDynamic else _dump(policies)})
         return handler_id
 
     async def getHandler(self, handlerId: str, accountId: str | None = None
                          ) -> HandlerRecord | None:
         """The handler, or None when it does not exist (in this account)."""
-        row = await self._get(HANDLER, "handler_id", handlerId, accountId)
+        row = await self._one(HANDLER, handlerId, accountId)
         return None if row is None else _handler(row)
 
     async def getHandlers(self, filters: ListFilters, page: int = 1,
                           pageSize: int = 10) -> list[HandlerRecord]:
         """One page of handlers, newest first."""
-        return [_handler(row) for row in
-                await self._list(HANDLER, "handler_id", filters, page, pageSize)]
+        return [_handler(row) for row in await self._list(HANDLER, filters, page, pageSize)]
 
     async def getHandlersCount(self, filters: ListFilters) -> int:
         """How many handlers match the filters."""
-        return await self._count(HANDLER, "handler_id", filters)
+        return await self._count(HANDLER, filters)
 
     async def doesHandlerExist(self, handlerId: str, accountId: str | None = None) -> bool:
         """True if the handler exists (in this account)."""
-        return await self._exists(HANDLER, "handler_id", handlerId, accountId)
+        return await self._exists(HANDLER, handlerId, accountId)
 
     async def putHandler(self, handlerId: str, policies: dict[str, Any] | None,
                          description: str, accountId: str | None,
                          isDynamic: bool = False) -> bool:
-        """Replace description, policies and type; False when the handler does not exist."""
-        query = (
-            sa.update(HANDLER).where(*_by_id(HANDLER, "handler_id", handlerId, accountId))
-            .values(description=description, is_dynamic=isDynamic,
-                    policies=None if isDynamic else _dump(policies),
-                    last_update_time=utc_now())
-        )
-        return await self._change_handler(query)
+        """Replace description, policies and type; False when the handler does not exist.
+
+        On PostgreSQL the handler caches of every instance are notified in the same
+        statement (see :func:`_changed`).
+        """
+        params = _by_id(handlerId, accountId) | {
+            "v_description": description, "v_is_dynamic": isDynamic,
+            "v_policies": None if isDynamic else _dump(policies)}
+        return bool(await self._write(PUT_HANDLER[accountId is not None], params))
 
     async def deleteHandler(self, handlerId: str, accountId: str | None = None) -> bool:
-        """Delete the handler; True if it existed."""
-        query = sa.delete(HANDLER).where(*_by_id(HANDLER, "handler_id", handlerId, accountId))
-        return await self._change_handler(query)
-
-    async def _change_handler(self, query: sa.Update | sa.Delete) -> bool:
-        # The notification goes in the same statement, hence the same transaction: it is
-        # sent on commit only, so the handler caches of every instance never miss a change.
-        async with self.database.write() as conn:
-            if supports_notifications(self.database.dialect_name):
-                return (await conn.execute(notify_after(query, HANDLER.c.handler_id))
-                        ).first() is not None
-            return (await conn.execute(query)).rowcount > 0
+        """Delete the handler; True if it existed (the caches are notified as for a put)."""
+        return await self._delete(HANDLER, handlerId, accountId)
 
     # -- verifiers -------------------------------------------------------------------------
 
@@ -238,32 +301,29 @@ class DBContext:
                              description: str = "") -> str:
         """Create a verifier at version 1 and return its id."""
         verifier_id = _new_id()
-        query = sa.insert(VERIFIER).values(
-            verifier_id=verifier_id, account_id=accountId, description=description,
-            policies=_dump(policies), version=1)
-        async with self.database.write() as conn:
-            await conn.execute(query)
+        await self._write(INSERT_VERIFIER, {
+            "v_verifier_id": verifier_id, "v_account_id": accountId,
+            "v_description": description, "v_policies": _dump(policies), "v_version": 1})
         return verifier_id
 
     async def getVerifier(self, verifierId: str, accountId: str | None = None
                           ) -> VerifierRecord | None:
         """The verifier, or None when it does not exist (in this account)."""
-        row = await self._get(VERIFIER, "verifier_id", verifierId, accountId)
+        row = await self._one(VERIFIER, verifierId, accountId)
         return None if row is None else _verifier(row)
 
     async def getVerifiers(self, filters: ListFilters, page: int = 1,
                            pageSize: int = 10) -> list[VerifierRecord]:
         """One page of verifiers, newest first."""
-        return [_verifier(row) for row in
-                await self._list(VERIFIER, "verifier_id", filters, page, pageSize)]
+        return [_verifier(row) for row in await self._list(VERIFIER, filters, page, pageSize)]
 
     async def getVerifierCount(self, filters: ListFilters) -> int:
         """How many verifiers match the filters."""
-        return await self._count(VERIFIER, "verifier_id", filters)
+        return await self._count(VERIFIER, filters)
 
     async def checkVerifier(self, verifierId: str, accountId: str | None = None) -> bool:
         """True if the verifier exists (in this account)."""
-        return await self._exists(VERIFIER, "verifier_id", verifierId, accountId)
+        return await self._exists(VERIFIER, verifierId, accountId)
 
     async def putVerifier(self, verifierId: str, policies: dict[str, Any], description: str,
                           accountId: str | None) -> int | None:
@@ -272,16 +332,11 @@ class DBContext:
         ``version = version + 1`` in one UPDATE: the row lock serialises concurrent
         replaces, so none is lost.
         """
-        query = (
-            sa.update(VERIFIER).where(*_by_id(VERIFIER, "verifier_id", verifierId, accountId))
-            .values(description=description, policies=_dump(policies),
-                    version=VERIFIER.c.version + 1, last_update_time=utc_now())
-            .returning(VERIFIER.c.version)
-        )
-        async with self.database.write() as conn:
-            version = (await conn.execute(query)).scalar_one_or_none()
-        return None if version is None else int(version)
+        params = _by_id(verifierId, accountId) | {
+            "v_description": description, "v_policies": _dump(policies)}
+        rows = await self._write(PUT_VERIFIER[accountId is not None], params)
+        return int(rows[0]["version"]) if rows else None
 
     async def deleteVerifier(self, verifierId: str, accountId: str | None = None) -> bool:
         """Delete the verifier; True if it existed."""
-        return await self._delete(VERIFIER, "verifier_id", verifierId, accountId)
+        return await self._delete(VERIFIER, verifierId, accountId)

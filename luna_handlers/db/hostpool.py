@@ -6,6 +6,7 @@ a HostPool is the whole database layer for a single-host setup (and for tests).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,8 +25,15 @@ CLASSIFIERS: dict[str, Callable[[BaseException], ErrorKind]] = {
     "postgresql": postgresql.classify,
     "oracle": oracle.classify,
 }
-# What a driver can raise besides SQLAlchemy's wrappers: raw socket errors from connect.
-DRIVER_ERRORS = (SQLAlchemyError, OSError, TimeoutError, EOFError)
+# What can come out of a session besides SQLAlchemy's wrappers: raw socket errors from
+# connect, and the driver's own errors from statements run on the driver directly
+# (luna_handlers.db.prepared).
+COMMON_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError,
+                                                  EOFError)
+DRIVER_ERRORS: dict[str, tuple[type[BaseException], ...]] = {
+    "postgresql": COMMON_ERRORS + postgresql.DRIVER_ERRORS,
+    "oracle": COMMON_ERRORS + oracle.DRIVER_ERRORS,
+}
 
 Listener = Callable[[ErrorKind | None, BaseException | None], None]
 
@@ -49,6 +57,7 @@ class HostPool:
         self.created = time.time()
         self.listener = listener
         self._classify = CLASSIFIERS[engine.dialect.name]
+        self._errors = DRIVER_ERRORS[engine.dialect.name]
 
     @property
     def dialect_name(self) -> str:
@@ -62,7 +71,7 @@ class HostPool:
     async def _connect(self) -> AsyncConnection:
         try:
             return await self.engine.connect()
-        except DRIVER_ERRORS as exc:
+        except self._errors as exc:
             kind = self._classify(exc)
             self.listener(kind, exc)
             self._log(kind, exc, "connect")
@@ -81,8 +90,8 @@ class HostPool:
         try:
             yield conn
             await conn.rollback()
-        except DRIVER_ERRORS as exc:
-            raise self._failed(exc, write=False) from exc
+        except self._errors as exc:
+            raise await self._failed(conn, exc, write=False) from exc
         finally:
             await conn.close()
         self.listener(None, None)
@@ -94,14 +103,17 @@ class HostPool:
         try:
             yield conn
             await conn.commit()
-        except DRIVER_ERRORS as exc:
-            raise self._failed(exc, write=True) from exc
+        except self._errors as exc:
+            raise await self._failed(conn, exc, write=True) from exc
         finally:
             await conn.close()
         self.listener(None, None)
 
-    def _failed(self, exc: BaseException, *, write: bool) -> Exception:
+    async def _failed(self, conn: AsyncConnection, exc: BaseException, *,
+                      write: bool) -> Exception:
         kind = self._classify(exc)
+        if kind is ErrorKind.CONNECTIVITY:
+            await _discard(conn)
         self.listener(kind, exc)
         self._log(kind, exc, "write" if write else "read")
         if kind is ErrorKind.READ_ONLY:
@@ -123,3 +135,19 @@ class HostPool:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Drop a broken connection from the pool without waiting on its host.
+
+    A statement run on the driver directly bypasses SQLAlchemy, which then cannot know the
+    connection broke; the socket is closed at once (``terminate()`` never blocks, a graceful
+    close would wait on a hung host) and the pool told to forget the connection.
+    """
+    with contextlib.suppress(Exception):  # the connection may already be half gone
+        driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        terminate = getattr(driver, "terminate", None)
+        if callable(terminate):
+            terminate()
+    with contextlib.suppress(Exception):
+        await conn.invalidate()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,7 @@ from luna_handlers.db.engine import oracle_connect_args, oracle_engine
 from luna_handlers.db.hostpool import HostPool
 from luna_handlers.db.migrate import dialect_options, offline_sql, sqlplus_script
 from luna_handlers.db.oracle_dsn import oracle_dsn_from_settings
+from luna_handlers.db.prepared import Prepared, Row
 
 DB = DBSettings(db_type="oracle", db_host="ora1", db_port=1521, db_user="luna",
                 db_password="pw", db_name="ORCL", connection_pool_size=2, dsn=None)
@@ -207,7 +208,7 @@ class OracleCodePath:
 
     def __init__(self, pool: HostPool) -> None:
         self.pool = pool
-        self.executed: list[sa.ClauseElement] = []
+        self.executed: list[sa.ClauseElement | tuple[sa.ClauseElement, dict[str, Any]]] = []
         sa.event.listen(pool.engine.sync_engine, "before_execute", self._record)
 
     def _record(self, _conn: Any, statement: sa.ClauseElement, *_args: Any) -> None:
@@ -251,10 +252,12 @@ V_FILTERS = ("WHERE verifier.account_id = :account_id_1 AND (verifier.descriptio
              ":description_1 || '%' ESCAPE '/') AND verifier.verifier_id IN (:verifier_id_1_1, "
              ":verifier_id_1_2) AND verifier.create_time >= :create_time_1 AND "
              "verifier.create_time < :create_time_2")
-H_BY_ID = "WHERE handler.handler_id = :handler_id_1 AND handler.account_id = :account_id_1"
-V_BY_ID = "WHERE verifier.verifier_id = :verifier_id_1 AND verifier.account_id = :account_id_1"
-H_IDS: dict[str, object] = {"handler_id_1": "<handler>", "account_id_1": ACC}
-V_IDS: dict[str, object] = {"verifier_id_1": "<verifier>", "account_id_1": ACC}
+# Fixed-shape statements (luna_handlers.db.prepared) name their binds: object_id, account_id,
+# v_<column> for the values; changes return the changed id, Oracle's RETURNING ... INTO.
+H_BY_ID = "WHERE handler.handler_id = :object_id AND handler.account_id = :account_id"
+V_BY_ID = "WHERE verifier.verifier_id = :object_id AND verifier.account_id = :account_id"
+H_IDS: dict[str, object] = {"object_id": "<handler>", "account_id": ACC}
+V_IDS: dict[str, object] = {"object_id": "<verifier>", "account_id": ACC}
 # Paging is OFFSET/FETCH (Oracle 12c+, so 19c); SQLAlchemy renders both numbers inline.
 PAGE_3_OF_10 = "OFFSET 20 ROWS FETCH FIRST 10 ROWS ONLY"
 
@@ -263,19 +266,19 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
     "createHandler": (
         lambda c, _i: c.createHandler({"a": 1}, ACC, "d"),
         "INSERT INTO handler (handler_id, account_id, description, policies, is_dynamic) "
-        "VALUES (:handler_id, :account_id, :description, :policies, :is_dynamic)",
-        {"handler_id": "<new>", "account_id": ACC, "description": "d", "policies": '{"a":1}',
-         "is_dynamic": False}),
+        "VALUES (:v_handler_id, :v_account_id, :v_description, :v_policies, :v_is_dynamic)",
+        {"v_handler_id": "<new>", "v_account_id": ACC, "v_description": "d",
+         "v_policies": '{"a":1}', "v_is_dynamic": False}),
     "createHandler-dynamic": (
         lambda c, _i: c.createHandler({"a": 1}, ACC, isDynamic=True),
         "INSERT INTO handler (handler_id, account_id, description, policies, is_dynamic) "
-        "VALUES (:handler_id, :account_id, :description, :policies, :is_dynamic)",
-        {"handler_id": "<new>", "account_id": ACC, "description": "", "policies": None,
-         "is_dynamic": True}),
+        "VALUES (:v_handler_id, :v_account_id, :v_description, :v_policies, :v_is_dynamic)",
+        {"v_handler_id": "<new>", "v_account_id": ACC, "v_description": "", "v_policies": None,
+         "v_is_dynamic": True}),
     "getHandler": (lambda c, i: c.getHandler(i["handler"], ACC), f"{H_SELECT} {H_BY_ID}", H_IDS),
     "getHandler-root": (
         lambda c, i: c.getHandler(i["handler"]),
-        f"{H_SELECT} WHERE handler.handler_id = :handler_id_1", {"handler_id_1": "<handler>"}),
+        f"{H_SELECT} WHERE handler.handler_id = :object_id", {"object_id": "<handler>"}),
     "getHandlers": (
         lambda c, _i: c.getHandlers(FILTERS, page=3, pageSize=10),
         f"{H_SELECT} {H_FILTERS} ORDER BY handler.create_time DESC, handler.handler_id "
@@ -295,22 +298,27 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
     "putHandler": (
         lambda c, i: c.putHandler(i["handler"], {"b": 2}, "e", ACC),
         "UPDATE handler SET last_update_time=SYS_EXTRACT_UTC(SYSTIMESTAMP), "
-        f"description=:description, policies=:policies, is_dynamic=:is_dynamic {H_BY_ID}",
-        {"description": "e", "policies": '{"b":2}', "is_dynamic": False, **H_IDS}),
+        f"description=:v_description, policies=:v_policies, is_dynamic=:v_is_dynamic {H_BY_ID} "
+        "RETURNING handler.handler_id INTO :ret_0",
+        {"v_description": "e", "v_policies": '{"b":2}', "v_is_dynamic": False, **H_IDS,
+         "ret_0": None}),
     "putHandler-dynamic": (
         lambda c, i: c.putHandler(i["handler"], None, "e", ACC, isDynamic=True),
         "UPDATE handler SET last_update_time=SYS_EXTRACT_UTC(SYSTIMESTAMP), "
-        f"description=:description, policies=:policies, is_dynamic=:is_dynamic {H_BY_ID}",
-        {"description": "e", "policies": None, "is_dynamic": True, **H_IDS}),
+        f"description=:v_description, policies=:v_policies, is_dynamic=:v_is_dynamic {H_BY_ID} "
+        "RETURNING handler.handler_id INTO :ret_0",
+        {"v_description": "e", "v_policies": None, "v_is_dynamic": True, **H_IDS,
+         "ret_0": None}),
     "deleteHandler": (
-        lambda c, i: c.deleteHandler(i["missing"], ACC), f"DELETE FROM handler {H_BY_ID}",
-        {**H_IDS, "handler_id_1": "<missing>"}),
+        lambda c, i: c.deleteHandler(i["missing"], ACC),
+        f"DELETE FROM handler {H_BY_ID} RETURNING handler.handler_id INTO :ret_0",
+        {**H_IDS, "object_id": "<missing>", "ret_0": None}),
     "createVerifier": (
         lambda c, _i: c.createVerifier({"a": 1}, ACC, "d"),
         "INSERT INTO verifier (verifier_id, account_id, description, policies, version) "
-        "VALUES (:verifier_id, :account_id, :description, :policies, :version)",
-        {"verifier_id": "<new>", "account_id": ACC, "description": "d", "policies": '{"a":1}',
-         "version": 1}),
+        "VALUES (:v_verifier_id, :v_account_id, :v_description, :v_policies, :v_version)",
+        {"v_verifier_id": "<new>", "v_account_id": ACC, "v_description": "d",
+         "v_policies": '{"a":1}', "v_version": 1}),
     "getVerifier": (
         lambda c, i: c.getVerifier(i["verifier"], ACC), f"{V_SELECT} {V_BY_ID}", V_IDS),
     "getVerifiers": (
@@ -323,19 +331,21 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         {}),
     "checkVerifier": (
         lambda c, i: c.checkVerifier(i["verifier"]),
-        "SELECT verifier.verifier_id FROM verifier WHERE verifier.verifier_id = :verifier_id_1",
-        {"verifier_id_1": "<verifier>"}),
+        "SELECT verifier.verifier_id FROM verifier WHERE verifier.verifier_id = :object_id",
+        {"object_id": "<verifier>"}),
     "putVerifier": (
         lambda c, i: c.putVerifier(i["verifier"], {"x": 1}, "dd", ACC),
         # One statement: the row lock serialises concurrent replaces; the new version comes
         # back through an OUT bind, Oracle's form of RETURNING.
         "UPDATE verifier SET last_update_time=SYS_EXTRACT_UTC(SYSTIMESTAMP), "
-        "description=:description, policies=:policies, version=(verifier.version + :version_1) "
-        f"{V_BY_ID} RETURNING verifier.version INTO :ret_0",
-        {"description": "dd", "policies": '{"x":1}', "version_1": 1, **V_IDS, "ret_0": None}),
+        "description=:v_description, policies=:v_policies, "
+        f"version=(verifier.version + :version_1) {V_BY_ID} RETURNING verifier.version INTO :ret_0",
+        {"v_description": "dd", "v_policies": '{"x":1}', "version_1": 1, **V_IDS,
+         "ret_0": None}),
     "deleteVerifier": (
-        lambda c, i: c.deleteVerifier(i["missing"], ACC), f"DELETE FROM verifier {V_BY_ID}",
-        {**V_IDS, "verifier_id_1": "<missing>"}),
+        lambda c, i: c.deleteVerifier(i["missing"], ACC),
+        f"DELETE FROM verifier {V_BY_ID} RETURNING verifier.verifier_id INTO :ret_0",
+        {**V_IDS, "object_id": "<missing>", "ret_0": None}),
 }
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
@@ -343,7 +353,18 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 @pytest.fixture(scope="module")
 async def oracle_path(migrated_pool: HostPool) -> AsyncIterator[OracleCodePath]:
     path = OracleCodePath(migrated_pool)
-    yield path
+    run = Prepared.rows
+
+    # Fixed-shape statements go to asyncpg directly on PostgreSQL, past before_execute:
+    # record the Oracle form of the statement each one runs, with its parameters.
+    async def recording(prepared: Prepared, conn: AsyncConnection,
+                        params: Mapping[str, Any]) -> Sequence[Row]:
+        path.executed.append((prepared.statement("oracle"), dict(params)))
+        return await run(prepared, conn, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Prepared, "rows", recording)
+        yield path
     await path.close()
 
 
@@ -355,15 +376,18 @@ async def ids(oracle_path: OracleCodePath) -> dict[str, str]:
             "missing": str(uuid.uuid4())}
 
 
-async def run_one(path: OracleCodePath, call: Call, ids: dict[str, str]) -> SQLCompiler:
-    """Run one DB-context call and compile the one statement it executed for Oracle."""
+async def run_one(path: OracleCodePath, call: Call, ids: dict[str, str]
+                  ) -> tuple[SQLCompiler, dict[str, Any]]:
+    """Run one DB-context call; compile the one statement it executed for Oracle, with the
+    parameters it was given."""
     path.executed.clear()
     await call(DBContext(path), ids)
     assert len(path.executed) == 1
-    compiled = path.executed[0].compile(dialect=ORACLE,
-                                        compile_kwargs={"render_postcompile": True})
+    executed = path.executed[0]
+    statement, given = executed if isinstance(executed, tuple) else (executed, None)
+    compiled = statement.compile(dialect=ORACLE, compile_kwargs={"render_postcompile": True})
     assert isinstance(compiled, SQLCompiler)
-    return compiled
+    return compiled, dict(compiled.construct_params(given) if given else compiled.params)
 
 
 def placeholders(params: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
@@ -376,10 +400,10 @@ def placeholders(params: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
 async def test_context_statement_on_oracle(oracle_path: OracleCodePath, ids: dict[str, str],
                                            case: str) -> None:
     call, sql, params = CASES[case]
-    compiled = await run_one(oracle_path, call, ids)
+    compiled, bound = await run_one(oracle_path, call, ids)
     text = " ".join(str(compiled).split())
     assert text == sql
-    assert placeholders(compiled.params, ids) == params
+    assert placeholders(bound, ids) == params
     # A CLOB can be neither compared nor sorted (ORA-00932): policies only ever SET or SELECTed.
     assert not re.search(r"(WHERE|ORDER BY).*policies", text)
     assert max(map(len, compiled.bind_names.values()), default=0) <= 30  # every version
@@ -393,10 +417,10 @@ def input_sizes(compiled: SQLCompiler) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("case", "expected"), [
-    ("createHandler", {"policies": oracledb.DB_TYPE_NVARCHAR}),
-    ("putHandler", {"policies": oracledb.DB_TYPE_NVARCHAR}),
-    ("createVerifier", {"policies": oracledb.DB_TYPE_NVARCHAR, "version": int}),
-    ("putVerifier", {"policies": oracledb.DB_TYPE_NVARCHAR, "version_1": int, "ret_0": int}),
+    ("createHandler", {"v_policies": oracledb.DB_TYPE_NVARCHAR}),
+    ("putHandler", {"v_policies": oracledb.DB_TYPE_NVARCHAR}),
+    ("createVerifier", {"v_policies": oracledb.DB_TYPE_NVARCHAR, "v_version": int}),
+    ("putVerifier", {"v_policies": oracledb.DB_TYPE_NVARCHAR, "version_1": int, "ret_0": int}),
     ("getHandlers", {"create_time_1": oracledb.DB_TYPE_TIMESTAMP,
                      "create_time_2": oracledb.DB_TYPE_TIMESTAMP}),
 ])
@@ -407,7 +431,7 @@ async def test_bind_types(oracle_path: OracleCodePath, ids: dict[str, str], case
     value over 32 KiB as a LONG-style bind, which Oracle takes for a CLOB column in INSERT
     VALUES and UPDATE SET, nowhere else: hence no comparison of policies). Times go as
     TIMESTAMP, not DATE, so the create_time index stays usable."""
-    compiled = await run_one(oracle_path, CASES[case][0], ids)
+    compiled, _ = await run_one(oracle_path, CASES[case][0], ids)
     assert input_sizes(compiled) == expected
     assert not {oracledb.DB_TYPE_CLOB, oracledb.DB_TYPE_NCLOB} & set(
         input_sizes(compiled).values())
@@ -426,8 +450,8 @@ async def test_id_filter_stays_within_oracles_in_list_limit(oracle_path: OracleC
                                                             ids: dict[str, str]) -> None:
     # ORA-01795: at most 1000 expressions in a list; the API caps the ids filter to match.
     many = ListFilters(ids=[str(uuid.uuid4()) for _ in range(MAX_IDS)])
-    compiled = await run_one(oracle_path, lambda c, _i: c.getHandlers(many), ids)
-    assert MAX_IDS <= 1000 and len(compiled.params) == MAX_IDS
+    _, bound = await run_one(oracle_path, lambda c, _i: c.getHandlers(many), ids)
+    assert MAX_IDS <= 1000 and len(bound) == MAX_IDS
 
 
 def test_engine_hands_the_whole_target_to_oracledb() -> None:

@@ -9,7 +9,12 @@ from __future__ import annotations
 import asyncio
 import re
 
+import oracledb
+
 from luna_handlers.db.dialects import ErrorKind, error_chain
+
+# The driver's own error root (statements always go through SQLAlchemy on Oracle today).
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (oracledb.Error,)
 
 CONNECTIVITY_CODES = frozenset({
     "ORA-00028",  # your session has been killed

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from luna_handlers.db.dialects import ErrorKind, error_chain
+
+# The driver's own error roots, for statements run on asyncpg directly.
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
 
 # SQLSTATE classes and codes that mean "this host or this session is unusable".
 CONNECTIVITY_CLASSES = (
