@@ -63,7 +63,8 @@ _PATTERN_MESSAGES = {
 
 @dataclass(frozen=True)
 class HandlerInput:
-    """A validated handler body; ``policies`` is normalised, or None for a dynamic handler."""
+    """A validated handler body; ``policies`` as sent (defaults are filled in on read), or
+    None for a dynamic handler."""
 
     description: str
     is_dynamic: bool
@@ -72,7 +73,7 @@ class HandlerInput:
 
 @dataclass(frozen=True)
 class VerifierInput:
-    """A validated verifier body; ``policies`` is normalised."""
+    """A validated verifier body; ``policies`` as sent (defaults are filled in on read)."""
 
     description: str
     policies: dict[str, Any]
@@ -127,13 +128,22 @@ def parse_handler_body(body: object) -> HandlerInput:
         return HandlerInput(parsed.description, True, None)
     if parsed.policies is None:
         raise BadInputJson("policies", STATIC_WITHOUT_POLICIES)
-    return HandlerInput(parsed.description, False, _dump(parsed.policies))
+    return HandlerInput(parsed.description, False, _as_sent(body))
 
 
 def parse_verifier_body(body: object) -> VerifierInput:
     """Validate a POST/PUT /1/verifiers body; missing ``policies`` means all defaults."""
     parsed = _validate(VerifierBody, body)
-    return VerifierInput(parsed.description, _dump(parsed.policies))
+    return VerifierInput(parsed.description, _as_sent(body) or {})
+
+
+def _as_sent(body: object) -> dict[str, Any] | None:
+    # Policies are stored as sent (validated) and defaults are filled in on every read, as
+    # LUNA does: a handler then follows the defaults of the running version, and writes skip
+    # the cost of rendering every default.
+    assert isinstance(body, dict)  # _validate checked it
+    policies = body.get("policies")
+    return policies if isinstance(policies, dict) else None
 
 
 def parse_validator_body(body: object) -> dict[str, Any]:

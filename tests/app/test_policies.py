@@ -319,8 +319,10 @@ def test_valid_handler_bodies(body: dict[str, Any]) -> None:
         assert parsed.policies is None
     else:
         assert parsed.policies is not None
-        assert set(parsed.policies) == TOP_LEVEL
-        assert json.loads(json.dumps(parsed.policies)) == parsed.policies  # JSON-ready
+        assert parsed.policies == body["policies"]  # stored as sent; defaults come on read
+        normalised = normalise_handler_policies(parsed.policies)
+        assert set(normalised) == TOP_LEVEL
+        assert json.loads(json.dumps(normalised)) == normalised  # JSON-ready
 
 
 @pytest.mark.parametrize(("body", "path", "message"), INVALID_HANDLER_BODIES)
@@ -332,9 +334,8 @@ def test_invalid_handler_bodies(body: object, path: str, message: str | None) ->
 
 def test_minimal_static_handler_gets_all_defaults() -> None:
     parsed = parse_handler_body({"policies": {}})
-    assert parsed == HandlerInput("", False, parsed.policies)
-    policies = parsed.policies
-    assert policies is not None
+    assert parsed == HandlerInput("", False, {})
+    policies = normalise_handler_policies({})
     assert policies["match_policy"] == []
     assert policies["conditional_tags_policy"] == []
     detect_policy = policies["detect_policy"]
@@ -370,7 +371,7 @@ def test_minimal_static_handler_gets_all_defaults() -> None:
 def test_match_policy_item_defaults_and_values() -> None:
     policies = parse_handler_body(handler({"match_policy": [match_item(threshold=1)]})).policies
     assert policies is not None
-    item = policies["match_policy"][0]
+    item = normalise_handler_policies(policies)["match_policy"][0]
     assert item["label"] == ""
     assert item["limit"] == 3
     assert item["targets"] is None
@@ -391,8 +392,9 @@ def test_full_handler_keeps_given_values() -> None:
 
 
 def test_integral_float_is_an_int_and_is_normalised() -> None:
-    policies = parse_handler_body(detect(detect_face=1.0, multiface_policy=2.0)).policies
-    assert policies is not None
+    sent = parse_handler_body(detect(detect_face=1.0, multiface_policy=2.0)).policies
+    assert sent is not None
+    policies = normalise_handler_policies(sent)
     assert policies["detect_policy"]["detect_face"] == 1
     assert type(policies["detect_policy"]["detect_face"]) is int
 
@@ -434,10 +436,12 @@ def test_valid_verifier_bodies(body: dict[str, Any]) -> None:
     parsed = parse_verifier_body(body)
     assert isinstance(parsed, VerifierInput)
     assert parsed.description == body.get("description", "")
-    assert set(parsed.policies) == {
+    assert parsed.policies == body.get("policies", {})  # stored as sent
+    normalised = normalise_verifier_policies(parsed.policies)
+    assert set(normalised) == {
         "detect_policy", "extract_policy", "storage_policy", "verification_threshold",
     }
-    assert set(parsed.policies["storage_policy"]) == {"face_sample_policy", "attribute_policy"}
+    assert set(normalised["storage_policy"]) == {"face_sample_policy", "attribute_policy"}
 
 
 @pytest.mark.parametrize(("body", "path", "message"), INVALID_VERIFIER_BODIES)
@@ -448,14 +452,15 @@ def test_invalid_verifier_bodies(body: object, path: str, message: str | None) -
 
 
 def test_verifier_defaults() -> None:
-    policies = parse_verifier_body({}).policies
-    assert policies == parse_verifier_body({"policies": {}}).policies
+    policies = normalise_verifier_policies(parse_verifier_body({}).policies)
+    assert policies == normalise_verifier_policies(parse_verifier_body({"policies": {}}).policies)
     assert policies["verification_threshold"] == 0.9
     assert policies["storage_policy"]["face_sample_policy"]["store_sample"] == 0
     assert policies["storage_policy"]["attribute_policy"]["store_attribute"] == 0
     assert policies["storage_policy"]["attribute_policy"]["ttl"] is None
     assert policies["detect_policy"]["multiface_policy"] == 1
-    full = parse_verifier_body({"policies": FULL_VERIFIER_POLICIES}).policies
+    full = normalise_verifier_policies(
+        parse_verifier_body({"policies": FULL_VERIFIER_POLICIES}).policies)
     assert full["verification_threshold"] == 0.97
     assert full["storage_policy"]["attribute_policy"]["ttl"] == 60
 
@@ -463,7 +468,8 @@ def test_verifier_defaults() -> None:
 @pytest.mark.parametrize("body", VALID_VALIDATOR_BODIES)
 def test_valid_validator_bodies(body: dict[str, Any]) -> None:
     policies = parse_validator_body(body)
-    assert policies == parse_handler_body(body).policies
+    sent = parse_handler_body(body).policies
+    assert sent is not None and policies == normalise_handler_policies(sent)
 
 
 @pytest.mark.parametrize(("body", "path", "message"), INVALID_VALIDATOR_BODIES)
