@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -112,7 +114,9 @@ async def get_handler(request: Request) -> Response:
     if found is None:
         raise HandlerNotFound(handler_id)
     body = orjson.dumps(handler_json(found))
-    cache.put(found, token, body)
+    # The body says it all; without the policies' object graph, a full cache does not make
+    # every garbage collection walk millions of objects (tail latency of every request).
+    cache.put(replace(found, policies=None), token, body)
     if account is not None and found.account_id != account:
         raise HandlerNotFound(handler_id)
     return RawResponse(body, _handler_headers(b"miss", format_time(found.last_update_time),
