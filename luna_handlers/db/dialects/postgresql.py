@@ -9,7 +9,10 @@ import asyncpg
 from luna_handlers.db.dialects import ErrorKind, error_chain
 
 # The driver's own error roots, for statements run on asyncpg directly.
-DRIVER_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError, asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. a session whose protocol state is broken
+)
 
 # SQLSTATE classes and codes that mean "this host or this session is unusable".
 CONNECTIVITY_CLASSES = (
@@ -37,7 +40,7 @@ AUTH_CODES = frozenset({
 # Exception class names of asyncpg that mean the session died, without a SQLSTATE.
 _DEAD_SESSION_NAMES = frozenset({
     "ConnectionDoesNotExistError", "ConnectionFailureError", "InterfaceError",
-    "InternalClientError",
+    "InternalClientError", "ProtocolError",
 })
 
 
