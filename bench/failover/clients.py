@@ -1,41 +1,57 @@
-"""The three clients the bench compares; each ``write()`` inserts one handler row.
+"""The four clients the bench compares; each ``write()`` inserts one handler row.
 
 * ``ours``: :class:`FailoverDatabase` through ``DBContext.createHandler``, i.e. the service's
   own DB layer, exactly what an HTTP request uses.
+* ``ours-http``: the whole service (``create_app`` + ``database_factory``, served by uvicorn
+  on loopback in the bench's event loop), written to with ``POST /1/handlers`` over HTTP.
 * ``sqlalchemy``: SQLAlchemy + asyncpg with SQLAlchemy's documented multi-host URL
   (``?host=h1:p1&host=h2:p2&target_session_attrs=read-write``) and ``pool_pre_ping=True``.
 * ``psycopg``: psycopg_pool's AsyncConnectionPool over a libpq multi-host conninfo
   (``host=h1,h2 port=p1,p2 target_session_attrs=read-write``), with the documented
   ``check_connection`` check at every checkout.
 
-All three get the same pool size and the same timeouts where the library has them.
+All of them get the same pool size and the same timeouts where the library has them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import math
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx
 import orjson
 import sqlalchemy as sa
+import uvicorn
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from luna_handlers.config import FailoverSettings
+from luna_handlers.app.application import create_app
+from luna_handlers.config import FailoverSettings, load_settings
 from luna_handlers.db.context import HANDLER, DBContext
 from luna_handlers.db.dsn import parse_pg_dsn
 from luna_handlers.db.failover import FailoverDatabase, open_failover_database
+from luna_handlers.pgserver.cluster import free_port
+from luna_handlers.service import database_factory
 
 POOL_SIZE = 4
 POLICIES = {"detect_policy": {"detect_face": 1}}
 ACCOUNT = "00000000-0000-4000-8000-000000000001"
 # libpq (and so psycopg) does not accept a connect_timeout under 2 seconds.
 LIBPQ_MIN_CONNECT_TIMEOUT = 2
+# The bench bounds every write at 5 s (run.WRITE_TIMEOUT); httpx's own timeout is set past
+# it, so that the bench's bound is what fires, for this client as for the others.
+HTTP_TIMEOUT = 6.0
+SERVICE_START_TIMEOUT = 20.0
+SERVICE_STOP_TIMEOUT = 3  # seconds; uvicorn wants an int
 
 
 @dataclass(frozen=True)
@@ -64,8 +80,20 @@ class Client(Protocol):
         """Close every connection."""
 
 
+class HttpStatusError(Exception):
+    """A write the service answered with anything but 201."""
+
+    def __init__(self, label: str, body: str) -> None:
+        super().__init__(f"{label}: {body}")
+        self.label = label
+
+
 def error_class(exc: BaseException) -> str:
     """A short class name for the error report (SQLAlchemy's wrapper shows the driver's)."""
+    if isinstance(exc, HttpStatusError):
+        return exc.label
+    if isinstance(exc, httpx.HTTPError):  # transport errors: no HTTP answer at all
+        return f"httpx.{type(exc).__name__}"
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         return f"{type(exc).__name__}({type(exc.orig).__name__})"
     return type(exc).__name__
@@ -173,5 +201,122 @@ class PsycopgPool:
         await self._pool.close(timeout=2)
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn in the bench's own event loop: the bench keeps its signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave SIGINT and SIGTERM to the bench."""
+        yield
+
+
+def _status_label(response: httpx.Response) -> str:
+    """``201``, ``503/34010``: the status, and the LUNA error code when the body has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    code = body.get("error_code") if isinstance(body, dict) else None
+    return f"{response.status_code}/{code}" if code is not None else str(response.status_code)
+
+
+class OursHttp:
+    """The service itself over HTTP: ``POST /1/handlers`` to uvicorn on loopback.
+
+    The application is built the way the service builds it (``create_app`` with
+    ``database_factory``: the failover pool, and the schema check at start-up) from settings
+    that point ``LUNA_HANDLERS_DB`` at both hosts, with the bench's ``DB_FAILOVER`` values and
+    pool size. The read cache is off (not used by writes, and its change feed would be one
+    more connection to fail over). ``outcomes`` counts every answer of the whole round, the
+    warm-up included: HTTP status (with the LUNA error code) or why there was none.
+    """
+
+    name = "ours-http"
+
+    def __init__(self, target: Target) -> None:
+        hosts = ",".join(f"{host}:{port}" for host, port in target.hosts)
+        failover = target.settings
+        settings = load_settings(environ={
+            "LUNA_HANDLERS_DB__DSN": f"{target.user}:{target.password}@{hosts}/{target.dbname}",
+            "LUNA_HANDLERS_DB__CONNECTION_POOL_SIZE": str(POOL_SIZE),
+            "DB_FAILOVER__CONNECT_TIMEOUT": str(failover.connect_timeout),
+            "DB_FAILOVER__QUERY_TIMEOUT": str(failover.query_timeout),
+            "DB_FAILOVER__FAILURE_THRESHOLD": str(failover.failure_threshold),
+            "DB_FAILOVER__HEALTH_CHECK_INTERVAL": str(failover.health_check_interval),
+            "DB_FAILOVER__SWITCH_WAIT": str(failover.switch_wait),
+            "API__CACHE_SIZE": "0",
+        })
+        assert settings.failover == failover, "the service must get the bench's DB_FAILOVER"
+        self._port = free_port()
+        self._server = _EmbeddedServer(uvicorn.Config(
+            create_app(settings, database_factory(settings)), host="127.0.0.1",
+            port=self._port, loop="asyncio", lifespan="on", log_config=None,
+            access_log=False, timeout_graceful_shutdown=SERVICE_STOP_TIMEOUT))
+        self._task: asyncio.Task[None] | None = None
+        self._http: httpx.AsyncClient | None = None
+        self.outcomes: Counter[str] = Counter()
+        self.first_500 = ""  # the body of the first 500, for the report
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve()
+        except SystemExit as exc:  # uvicorn's answer to a failed lifespan start-up
+            raise RuntimeError(f"the service did not start (exit {exc.code})") from None
+
+    async def open(self) -> None:
+        """Start the service (its lifespan opens the pool) and an HTTP client to it."""
+        self._task = asyncio.create_task(self._serve())
+        async with asyncio.timeout(SERVICE_START_TIMEOUT):
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()  # raises why it stopped
+                    raise RuntimeError("the service stopped during start-up")
+                await asyncio.sleep(0.01)
+        self._http = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{self._port}", timeout=HTTP_TIMEOUT,
+            headers={"Luna-Account-Id": ACCOUNT},
+            limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE))
+
+    async def write(self) -> str:
+        """``POST /1/handlers``; the id from the 201 body, anything else raises."""
+        assert self._http is not None
+        body = {"description": f"bench-http-{uuid.uuid4().hex}", "policies": POLICIES}
+        try:
+            response = await self._http.post("/1/handlers", json=body)
+        except httpx.HTTPError as exc:
+            self.outcomes[error_class(exc)] += 1
+            raise
+        except asyncio.CancelledError:  # the bench's 5 s bound (nothing else cancels a write)
+            self.outcomes["no answer (bench timeout)"] += 1
+            raise
+        label = _status_label(response)
+        self.outcomes[label] += 1
+        if response.status_code == 201:
+            handler_id: str = response.json()["handler_id"]
+            return handler_id
+        if response.status_code == 500 and not self.first_500:
+            self.first_500 = response.text[:300]
+        raise HttpStatusError(f"HTTP {label}", response.text[:300])
+
+    async def close(self) -> None:
+        """Close the HTTP client, stop the service (its lifespan closes the pool)."""
+        if self._http is not None:
+            await self._http.aclose()
+        if self._task is not None:
+            self._server.should_exit = True
+            try:
+                async with asyncio.timeout(SERVICE_STOP_TIMEOUT + 2):
+                    await asyncio.shield(self._task)
+            except TimeoutError:
+                self._server.force_exit = True
+                self._task.cancel()
+            finally:
+                # create_app freezes what start-up built (gc.freeze); undo it so the next
+                # rounds (other clients') run with the garbage collector as it was.
+                gc.unfreeze()
+
+
 ClientFactory = Callable[[Target], Client]
-CLIENTS: tuple[ClientFactory, ...] = (Ours, SqlAlchemyMultiHost, PsycopgPool)
+CLIENTS: dict[str, ClientFactory] = {
+    client.name: client for client in (Ours, OursHttp, SqlAlchemyMultiHost, PsycopgPool)}
+OURS = frozenset({Ours.name, OursHttp.name})  # the clients the references are compared with

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bench.failover.clients import OURS
 from luna_handlers.config import FailoverSettings
 
 if TYPE_CHECKING:
     from bench.failover.run import Round
 
-TARGET_RECOVERY = 0.5  # seconds after promotion, median, for ours
+TARGET_RECOVERY = 0.5  # seconds after promotion, median, for ours and ours-http
 SCENARIOS = {
     "kill": "primary SIGKILLed, standby promoted at once",
     "hang": "primary SIGSTOPped (hung: TCP accepted, nothing answers), standby promoted at once",
@@ -76,19 +77,39 @@ def _table(rounds: Sequence[Round], cap: float) -> dict[str, float | None]:
     return medians
 
 
-def _ratios(medians: dict[str, float | None], cap: float) -> str:
-    ours = medians.get("ours")
+def _ratios(base: str, medians: dict[str, float | None], cap: float) -> str:
+    ours = medians.get(base)
     parts = []
     for client, median in medians.items():
-        if client == "ours":
+        if client in OURS:
             continue
         if ours is None:
-            parts.append(f"{client} n/a (ours did not recover)")
+            parts.append(f"{client} n/a ({base} did not recover)")
         elif median is None:
             parts.append(f"{client} < {ours / cap:.3f} (reference >{cap:g} s)")
         else:
             parts.append(f"{client} {ours / median:.2f}" if median > 0 else f"{client} n/a")
     return ", ".join(parts)
+
+
+def _http_answers(rounds: Sequence[Round]) -> int:
+    """Print what ours-http got back over its rounds; return the number of HTTP 500s."""
+    outcomes: Counter[str] = Counter()
+    for r in rounds:
+        outcomes.update(r.outcomes)
+    if not outcomes:
+        return 0
+    errors = sum(n for label, n in outcomes.items() if label.startswith("5"))
+    shown = ", ".join(f"{label} {count}" for label, count in sorted(outcomes.items()))
+    print(f"ours-http answers (whole rounds, warm-up included; status/LUNA error code): {shown}")
+    print(f"ours-http 5xx: {errors}; 503/34010 (not sent, retry) and 503/34011 (outcome "
+          "unknown) are the expected transient answers during a failover")
+    count = sum(n for label, n in outcomes.items() if label.split("/")[0] == "500")
+    print(f"HTTP 500 count: {count}")
+    if count:
+        first = next(r.first_500 for r in rounds if r.first_500)
+        print(f"  !!! ours-http got {count} HTTP 500 response(s); the first body: {first}")
+    return count
 
 
 def print_report(stats: Stats) -> None:
@@ -100,7 +121,11 @@ def print_report(stats: Stats) -> None:
           "through the client,")
     print("the fault, then `pg_ctl promote -w` on the standby at once. 'ours' writes through")
     print("luna_handlers.db.context.DBContext.createHandler on a FailoverDatabase: the service's "
-          "own DB layer.")
+          "own DB layer;")
+    print("'ours-http' is the whole service (create_app + database_factory, uvicorn on "
+          "loopback), written to with")
+    print("POST /1/handlers (acknowledged = 201); the same pool size and DB_FAILOVER "
+          "settings as 'ours'.")
     print(f"Timeouts: connect {s.connect_timeout:g} s (psycopg: 2 s, libpq's minimum), "
           f"statement {s.query_timeout:g} s (asyncpg command_timeout; psycopg has none),")
     print(f"ours also: health check every {s.health_check_interval:g} s, switch wait "
@@ -111,14 +136,22 @@ def print_report(stats: Stats) -> None:
     print("write outage = that first ack minus the last ack the old primary gave;")
     print("lost = acknowledged ids missing on the new primary afterwards.")
     verdicts: list[str] = []
+    http_500 = 0
     for scenario, title in SCENARIOS.items():
         rounds = [r for r in stats.results if r.scenario == scenario]
         if not rounds:
             continue
-        count = len([r for r in rounds if r.client == "ours"])
-        print(f"\n== {scenario}: {title} ({count} round{'s' * (count != 1)} per client) ==")
+        counts = Counter(r.client for r in rounds)
+        if len(set(counts.values())) == 1:
+            count = next(iter(counts.values()))
+            shown = f"{count} round{'s' * (count != 1)} per client"
+        else:
+            shown = "rounds: " + ", ".join(f"{c} {n}" for c, n in counts.items())
+        print(f"\n== {scenario}: {title} ({shown}) ==")
         medians = _table(rounds, stats.cap)
-        print(f"ours / reference, median recovery: {_ratios(medians, stats.cap)}")
+        for base in (c for c in medians if c in OURS):
+            print(f"{base} / reference, median recovery: {_ratios(base, medians, stats.cap)}")
+        http_500 += _http_answers(rounds)
         for r in rounds:
             if r.failed:
                 print(f"  round of {r.client} could not run: {r.failed}")
@@ -126,10 +159,15 @@ def print_report(stats: Stats) -> None:
         verdicts.append(f"{scenario}: acknowledged writes lost: "
                         + ", ".join(f"{c} {n}" for c, n in lost.items()))
         if scenario == "kill":
-            ours = medians.get("ours")
-            ok = ours is not None and ours <= TARGET_RECOVERY
-            verdicts.insert(0, f"kill: ours median recovery {_seconds(ours, stats.cap)} s "
-                            f"<= {TARGET_RECOVERY:g} s: {'PASS' if ok else 'FAIL'}")
+            for position, base in enumerate(sorted(OURS)):
+                ours = medians.get(base)
+                ok = ours is not None and ours <= TARGET_RECOVERY
+                verdicts.insert(position, f"kill: {base} median recovery "
+                                f"{_seconds(ours, stats.cap)} s <= {TARGET_RECOVERY:g} s: "
+                                f"{'PASS' if ok else 'FAIL'}")
+    if any(r.client == "ours-http" and not r.failed for r in stats.results):
+        verdicts.append(f"ours-http: no 500 responses: {'PASS' if not http_500 else 'FAIL'}"
+                        f" ({http_500} over all rounds)")
     print("\nTargets:")
     for line in verdicts:
         print(f"  {line}")

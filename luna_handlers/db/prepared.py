@@ -15,7 +15,7 @@ breaks during one must be invalidated by the caller (``HostPool`` does).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Unpack
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import Compiled
 
 Row = Mapping[Any, Any]  # asyncpg's Record or SQLAlchemy's RowMapping
-Statement = sa.Select[Unpack[tuple[Any, ...]]] | sa.Insert | sa.Update | sa.Delete
+Statement = sa.Select[*tuple[Any, ...]] | sa.Insert | sa.Update | sa.Delete
 Binds = tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
 
