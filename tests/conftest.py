@@ -12,11 +12,13 @@ import pytest
 
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db.context import DBContext
+from luna_handlers.db.database import Database
 from luna_handlers.db.dsn import HostPort, parse_pg_dsn
 from luna_handlers.db.engine import pg_engine
 from luna_handlers.db.hostpool import HostPool
 from luna_handlers.db.migrate import upgrade
 from luna_handlers.pgserver.cluster import PgCluster, free_port
+from tests.oracle_support import fresh_oracle_database, skip_without_oracle
 
 TEST_USER = "luna"
 TEST_PASSWORD = "luna-test-pw"
@@ -70,7 +72,23 @@ async def migrated_pool(pg_cluster: PgCluster) -> AsyncIterator[HostPool]:
     await pool.close()
 
 
+BACKENDS = ["postgres", pytest.param("oracle", marks=[pytest.mark.oracle, skip_without_oracle])]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def backend_database(request: pytest.FixtureRequest,
+                           migrated_pool: HostPool) -> AsyncIterator[Database]:
+    """The module's migrated database on each backend: PostgreSQL always, Oracle when one is
+    given (LUNA_HANDLERS_TEST_ORACLE_DSN); suites that take it run on both."""
+    if request.param == "postgres":
+        yield migrated_pool
+        return
+    database = await fresh_oracle_database()
+    yield database
+    await database.close()
+
+
 @pytest.fixture(scope="module")
-def db_context(migrated_pool: HostPool) -> DBContext:
-    """The DB context on the module's migrated database."""
-    return DBContext(migrated_pool)
+def db_context(backend_database: Database) -> DBContext:
+    """The DB context on the module's migrated database (each backend)."""
+    return DBContext(backend_database)

@@ -66,8 +66,17 @@ async def serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-async def client(migrated_pool: HostPool) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app with default settings (no token) on the module's database."""
+async def client(backend_database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with default settings (no token) on the module's database, on
+    each backend (see ``backend_database``)."""
+    pool = backend_database if isinstance(backend_database, HostPool) else None
+    async with serve(create_app(make_settings(pool), shared(backend_database))) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+async def pg_client(migrated_pool: HostPool) -> AsyncIterator[httpx.AsyncClient]:
+    """Like ``client``, on PostgreSQL only (features that need it: the read cache)."""
     async with serve(create_app(make_settings(migrated_pool), shared(migrated_pool))) as http:
         yield http
 

@@ -31,33 +31,34 @@ async def get_until_hit(client: httpx.AsyncClient, handler_id: str) -> httpx.Res
         await asyncio.sleep(0.05)
 
 
-async def test_repeated_get_is_a_cache_hit_with_the_same_body(client: httpx.AsyncClient) -> None:
+async def test_repeated_get_is_a_cache_hit_with_the_same_body(
+        pg_client: httpx.AsyncClient) -> None:
     account = new_account()
-    handler_id = await create_handler(client, account, description="cached")
-    first = await client.get(f"/1/handlers/{handler_id}")
-    hit = await get_until_hit(client, handler_id)
+    handler_id = await create_handler(pg_client, account, description="cached")
+    first = await pg_client.get(f"/1/handlers/{handler_id}")
+    hit = await get_until_hit(pg_client, handler_id)
     assert hit.headers["Luna-Cache"] == "hit"
     assert hit.json() == first.json()
     assert hit.headers["Cache-Handler-Version"] == first.json()["last_update_time"]
     # The cache holds every account's handlers; the account check still applies on a hit.
-    other = await client.get(f"/1/handlers/{handler_id}", headers=acc(new_account()))
+    other = await pg_client.get(f"/1/handlers/{handler_id}", headers=acc(new_account()))
     assert other.status_code == 404 and other.json()["error_code"] == 34000
-    owner = await client.get(f"/1/handlers/{handler_id}", headers=acc(account))
+    owner = await pg_client.get(f"/1/handlers/{handler_id}", headers=acc(account))
     assert owner.status_code == 200 and owner.headers["Luna-Cache"] == "hit"
 
 
-async def test_put_and_delete_are_seen_at_once(client: httpx.AsyncClient) -> None:
+async def test_put_and_delete_are_seen_at_once(pg_client: httpx.AsyncClient) -> None:
     account = new_account()
-    handler_id = await create_handler(client, account, description="before")
-    await get_until_hit(client, handler_id)
-    put = await client.put(f"/1/handlers/{handler_id}", headers=acc(account),
+    handler_id = await create_handler(pg_client, account, description="before")
+    await get_until_hit(pg_client, handler_id)
+    put = await pg_client.put(f"/1/handlers/{handler_id}", headers=acc(account),
                            json={"description": "after", "policies": POLICIES})
     assert put.status_code == 204
-    after = await client.get(f"/1/handlers/{handler_id}")
+    after = await pg_client.get(f"/1/handlers/{handler_id}")
     assert after.json()["description"] == "after"
-    assert (await client.delete(f"/1/handlers/{handler_id}", headers=acc(account))
+    assert (await pg_client.delete(f"/1/handlers/{handler_id}", headers=acc(account))
             ).status_code == 204
-    assert (await client.get(f"/1/handlers/{handler_id}")).status_code == 404
+    assert (await pg_client.get(f"/1/handlers/{handler_id}")).status_code == 404
 
 
 async def test_two_instances_see_each_others_changes_within_a_second(

@@ -74,6 +74,12 @@ def terminate(cluster: PgCluster, app_name: str) -> int:
     return int(out)
 
 
+
+@pytest.fixture(scope="module")
+def pg_context(migrated_pool: HostPool) -> DBContext:
+    """The DB context on the module's PostgreSQL database (notifications are PostgreSQL's)."""
+    return DBContext(migrated_pool)
+
 @pytest.fixture
 async def listening(migrated_pool: HostPool) -> AsyncIterator[tuple[ChangeFeed, Recorder, str]]:
     rec = Recorder()
@@ -91,33 +97,33 @@ def test_only_postgresql_notifies() -> None:
 
 
 async def test_put_and_delete_notify_once_and_only_when_something_changed(
-        db_context: DBContext, listening: tuple[ChangeFeed, Recorder, str]) -> None:
+        pg_context: DBContext, listening: tuple[ChangeFeed, Recorder, str]) -> None:
     _feed, rec, _name = listening
     acc = str(uuid.uuid4())
-    handler_id = await db_context.createHandler(POLICIES, acc, "n")
+    handler_id = await pg_context.createHandler(POLICIES, acc, "n")
     await asyncio.sleep(QUIET)
     assert handler_id not in rec.changes  # a new id cannot be cached anywhere yet
 
-    assert await db_context.putHandler(handler_id, POLICIES, "n2", acc)
+    assert await pg_context.putHandler(handler_id, POLICIES, "n2", acc)
     await until(lambda: rec.changes.count(handler_id) == 1)
     # Another account's PUT and DELETE match nothing: no notification.
-    assert not await db_context.putHandler(handler_id, POLICIES, "x", str(uuid.uuid4()))
-    assert not await db_context.deleteHandler(handler_id, str(uuid.uuid4()))
+    assert not await pg_context.putHandler(handler_id, POLICIES, "x", str(uuid.uuid4()))
+    assert not await pg_context.deleteHandler(handler_id, str(uuid.uuid4()))
     await asyncio.sleep(QUIET)
     assert rec.changes.count(handler_id) == 1
 
-    assert await db_context.deleteHandler(handler_id, acc)
+    assert await pg_context.deleteHandler(handler_id, acc)
     await until(lambda: rec.changes.count(handler_id) == 2)
-    assert not await db_context.deleteHandler(handler_id)
+    assert not await pg_context.deleteHandler(handler_id)
     await asyncio.sleep(QUIET)
     assert rec.changes.count(handler_id) == 2
 
 
 async def test_notification_leaves_on_commit_only(
-        migrated_pool: HostPool, db_context: DBContext,
+        migrated_pool: HostPool, pg_context: DBContext,
         listening: tuple[ChangeFeed, Recorder, str]) -> None:
     _feed, rec, _name = listening
-    handler_id = await db_context.createHandler(POLICIES, str(uuid.uuid4()))
+    handler_id = await pg_context.createHandler(POLICIES, str(uuid.uuid4()))
     update = sa.update(HANDLER).where(HANDLER.c.handler_id == handler_id).values(description="r")
 
     class Abort(Exception):
@@ -134,12 +140,12 @@ async def test_notification_leaves_on_commit_only(
             raise Abort
     await asyncio.sleep(QUIET)
     assert handler_id not in rec.changes  # ...and never after a rollback
-    got = await db_context.getHandler(handler_id)
+    got = await pg_context.getHandler(handler_id)
     assert got is not None and got.description == ""
 
 
 async def test_reconnects_and_resets_after_its_backend_is_killed(
-        pg_cluster: PgCluster, db_context: DBContext,
+        pg_cluster: PgCluster, pg_context: DBContext,
         listening: tuple[ChangeFeed, Recorder, str]) -> None:
     feed, rec, name = listening
     assert rec.resets == 1 and feed.resets == 1  # the first connect flushes too
@@ -148,13 +154,13 @@ async def test_reconnects_and_resets_after_its_backend_is_killed(
     assert feed.status()["healthy"] is True
 
     acc = str(uuid.uuid4())
-    handler_id = await db_context.createHandler(POLICIES, acc)
-    assert await db_context.putHandler(handler_id, POLICIES, "after reconnect", acc)
+    handler_id = await pg_context.createHandler(POLICIES, acc)
+    assert await pg_context.putHandler(handler_id, POLICIES, "after reconnect", acc)
     await until(lambda: handler_id in rec.changes)
 
 
 async def test_follows_the_pool_to_a_new_generation(
-        migrated_pool: HostPool, db_context: DBContext) -> None:
+        migrated_pool: HostPool, pg_context: DBContext) -> None:
     rec = Recorder()
     state: dict[str, int | None] = {"generation": 1}
 
@@ -180,8 +186,8 @@ async def test_follows_the_pool_to_a_new_generation(
         state["generation"] = 3
         await until(lambda: rec.resets == 3 and feed.healthy)
         acc = str(uuid.uuid4())
-        handler_id = await db_context.createHandler(POLICIES, acc)
-        assert await db_context.deleteHandler(handler_id, acc)
+        handler_id = await pg_context.createHandler(POLICIES, acc)
+        assert await pg_context.deleteHandler(handler_id, acc)
         await until(lambda: handler_id in rec.changes)
     finally:
         await feed.close()

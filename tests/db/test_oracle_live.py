@@ -15,16 +15,13 @@ a dedicated, empty schema. Oracle 19c or newer.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from luna_handlers.config import DBSettings, FailoverSettings
 from luna_handlers.db.context import DBContext, ListFilters
 from luna_handlers.db.failover import FailoverDatabase
 from luna_handlers.db.hostpool import HostPool
@@ -35,22 +32,16 @@ from luna_handlers.db.migrate import (
     head_revision,
     upgrade,
 )
-from luna_handlers.db.oracle_backend import open_oracle_failover_database
 from luna_handlers.db.oracle_dsn import oracle_dsn_from_settings
+from tests.oracle_support import (
+    SETTINGS,
+    drop_ours,
+    fresh_oracle_database,
+    skip_without_oracle,
+    tables,
+)
 
-ENV = "LUNA_HANDLERS_TEST_ORACLE_DSN"
-DSN = os.environ.get(ENV, "")
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(not DSN, reason=f"no Oracle server: set {ENV}="
-                                       "user/password@host:1521/service_name to run"),
-]
-FAILOVER = FailoverSettings(connect_timeout=5.0, query_timeout=30.0, failure_threshold=3,
-                            health_check_interval=1.0, switch_wait=10.0)
-SETTINGS = DBSettings(db_type="oracle", db_host="127.0.0.1", db_port=1521, db_user="luna",
-                      db_password="luna", db_name="luna_handlers", connection_pool_size=25,
-                      dsn=DSN)
-TABLES = ("handler", "verifier", "alembic_version")
+pytestmark = [pytest.mark.oracle, skip_without_oracle]
 POLICIES = {"detect_policy": {"detect_face": 1}}
 
 
@@ -64,18 +55,9 @@ def big_policies(size: int) -> dict[str, object]:
     return {"detect_policy": {"detect_face": 1}, "padding": "x" * size}
 
 
-async def tables(conn: AsyncConnection) -> set[str]:
-    return set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
-
-
-async def drop_ours(conn: AsyncConnection) -> None:
-    for table in set(TABLES) & await tables(conn):
-        await conn.execute(sa.text(f"DROP TABLE {table} PURGE"))
-
-
 @pytest.fixture(scope="module")
 async def database() -> AsyncIterator[FailoverDatabase]:
-    database = await open_oracle_failover_database(SETTINGS, FAILOVER)
+    database = await fresh_oracle_database()
     yield database
     await database.close()
 
@@ -87,10 +69,7 @@ async def pool(database: FailoverDatabase) -> HostPool:
 
 
 @pytest.fixture(scope="module")
-async def ctx(database: FailoverDatabase, pool: HostPool) -> DBContext:
-    async with pool.engine.connect() as conn:
-        await drop_ours(conn)
-        await upgrade(conn)
+async def ctx(database: FailoverDatabase) -> DBContext:
     return DBContext(database)
 
 
@@ -192,9 +171,6 @@ async def test_lists_counts_and_filters(ctx: DBContext) -> None:
     assert (await ctx.getHandlersCount(after)) + (await ctx.getHandlersCount(before)) == 12
 
 
-@pytest.mark.xfail(strict=True, reason="Oracle stores '' as NULL and '%' || NULL || '%' is "
-                   "'%', which no NULL matches: an empty description filter drops objects "
-                   "with an empty description there, not on PostgreSQL")
 async def test_empty_description_filter_matches_everything(ctx: DBContext) -> None:
     acc = account()
     await ctx.createHandler(POLICIES, acc, "")
