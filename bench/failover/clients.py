@@ -18,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import math
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -51,6 +54,7 @@ LIBPQ_MIN_CONNECT_TIMEOUT = 2
 # it, so that the bench's bound is what fires, for this client as for the others.
 HTTP_TIMEOUT = 6.0
 SERVICE_START_TIMEOUT = 20.0
+SERVICE_ERROR_LOGGER = "luna_handlers.app"  # where the service logs what became a 500
 SERVICE_STOP_TIMEOUT = 3  # seconds; uvicorn wants an int
 
 
@@ -220,6 +224,24 @@ def _status_label(response: httpx.Response) -> str:
     return f"{response.status_code}/{code}" if code is not None else str(response.status_code)
 
 
+class _FirstError(logging.Handler):
+    """Keeps the first exception the service logged as unhandled (what became a 500)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.cause = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Remember the first record with an exception: its type, message, innermost frames."""
+        if self.cause or not record.exc_info or record.exc_info[1] is None:
+            return
+        exc = record.exc_info[1]
+        frames = traceback.extract_tb(exc.__traceback__)[-3:]
+        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                            for f in reversed(frames))
+        self.cause = f"{type(exc).__module__}.{type(exc).__name__}: {exc} (at {where})"
+
+
 class OursHttp:
     """The service itself over HTTP: ``POST /1/handlers`` to uvicorn on loopback.
 
@@ -256,6 +278,7 @@ class OursHttp:
         self._http: httpx.AsyncClient | None = None
         self.outcomes: Counter[str] = Counter()
         self.first_500 = ""  # the body of the first 500, for the report
+        self._errors = _FirstError()  # and its cause, from the service's own error log
 
     async def _serve(self) -> None:
         try:
@@ -265,6 +288,7 @@ class OursHttp:
 
     async def open(self) -> None:
         """Start the service (its lifespan opens the pool) and an HTTP client to it."""
+        logging.getLogger(SERVICE_ERROR_LOGGER).addHandler(self._errors)
         self._task = asyncio.create_task(self._serve())
         async with asyncio.timeout(SERVICE_START_TIMEOUT):
             while not self._server.started:
@@ -296,6 +320,9 @@ class OursHttp:
             return handler_id
         if response.status_code == 500 and not self.first_500:
             self.first_500 = response.text[:300]
+            await asyncio.sleep(0)  # the service logs the exception as it answers
+            if self._errors.cause:
+                self.first_500 += f"; the service logged {self._errors.cause}"
         raise HttpStatusError(f"HTTP {label}", response.text[:300])
 
     async def close(self) -> None:
@@ -311,6 +338,7 @@ class OursHttp:
                 self._server.force_exit = True
                 self._task.cancel()
             finally:
+                logging.getLogger(SERVICE_ERROR_LOGGER).removeHandler(self._errors)
                 # create_app freezes what start-up built (gc.freeze); undo it so the next
                 # rounds (other clients') run with the garbage collector as it was.
                 gc.unfreeze()
