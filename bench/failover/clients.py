@@ -236,7 +236,10 @@ class _FirstError(logging.Handler):
         if self.cause or not record.exc_info or record.exc_info[1] is None:
             return
         exc = record.exc_info[1]
-        frames = traceback.extract_tb(exc.__traceback__)[-3:]
+        stack = traceback.extract_tb(exc.__traceback__)
+        ours = [f for f in stack if "/luna_handlers/" in f.filename][-1:]
+        # the innermost frames, and the innermost one of the service when not among them
+        frames = [f for f in ours if all(f is not g for g in stack[-2:])] + stack[-2:]
         where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
                             for f in reversed(frames))
         self.cause = f"{type(exc).__module__}.{type(exc).__name__}: {exc} (at {where})"
