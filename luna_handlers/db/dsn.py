@@ -208,6 +208,13 @@ def _parse_hostlist(text: str, start: int, end: int, default_port: int) -> tuple
 
 
 def _parse_host(text: str, start: int, end: int, default_port: int) -> HostPort:
+    host, port = split_host_port(text, start, end)
+    return HostPort(host, default_port if port is None else port)
+
+
+def split_host_port(text: str, start: int, end: int) -> tuple[str, int | None]:
+    """Parse ``host[:port]`` or ``[ipv6][:port]`` in ``text[start:end]``; the port is None
+    when absent. Shared with the Oracle Easy Connect parser."""
     if start == end:
         raise DsnError("empty host name", start)
     if text[start] == "[":
@@ -222,8 +229,8 @@ def _parse_host(text: str, start: int, end: int, default_port: int) -> HostPort:
         if bad is not None:
             raise DsnError(f"invalid character {bad.group()!r} in host name", bad.start())
     if after == end:
-        return HostPort(host, default_port)
-    return HostPort(host, _parse_port(text, after + 1, end))
+        return host, None
+    return host, _parse_port(text, after + 1, end)
 
 
 def _parse_ipv6(text: str, start: int, end: int) -> tuple[str, int]:

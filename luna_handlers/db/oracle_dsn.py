@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from luna_handlers.config import ORACLE_DEFAULT_PORT, DBSettings
-from luna_handlers.db.dsn import DsnError, HostPort
+from luna_handlers.db.dsn import DsnError, HostPort, split_host_port
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._$#-]+")  # service names and SIDs
 _HOST_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -245,32 +245,13 @@ def _parse_hosts(text: str, start: int, end: int, default_port: int) -> tuple[Ho
 
 
 def _parse_host(text: str, start: int, end: int) -> tuple[str, int | None]:
-    if text.startswith("[", start):
-        close = text.find("]", start, end)
-        if close == -1:
-            raise DsnError("unclosed '[' in host list", start)
-        host, after = text[start + 1:close], close + 1
-        if not _is_host(host) or _HOST_RE.fullmatch(host):
-            raise DsnError("invalid IPv6 address", start + 1)
-        if after != end and text[after] != ":":
-            raise DsnError("expected ':port', ',' or end of host list after ']'", after)
-    else:
-        colon = text.find(":", start, end)
-        after = end if colon == -1 else colon
-        host = text[start:after]
-        if not host:
-            raise DsnError("empty host name", start)
-        bad = re.search(r"[^A-Za-z0-9._-]", host)
-        if bad is not None:
-            hint = ": several address lists need a descriptor" if bad.group() == ";" else ""
-            raise DsnError(f"invalid character {bad.group()!r} in host name{hint}",
-                           start + bad.start())
-    if after == end:
-        return host, None
-    raw = text[after + 1:end]
-    if not _is_count(raw) or not 1 <= int(raw) <= 65535:
-        raise DsnError("port must be a number between 1 and 65535", after + 1)
-    return host, int(raw)
+    try:
+        return split_host_port(text, start, end)
+    except DsnError as exc:
+        if text[exc.position:exc.position + 1] == ";":
+            raise DsnError(f"{exc.message}: several address lists need a descriptor",
+                           exc.position) from None
+        raise
 
 
 def _service_name(text: str, start: int, end: int) -> str:

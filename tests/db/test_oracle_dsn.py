@@ -153,10 +153,10 @@ def test_settings_fill_the_gaps() -> None:
 
 # text -> (position, part of the message)
 INVALID: dict[str, tuple[int, str]] = {
-    "ora1:0/s": (5, "port must be a number between 1 and 65535"),
+    "ora1:0/s": (5, "port must be between 1 and 65535"),
     "ora1:65536/s": (5, "port must be"),
     "ora1:15x/s": (5, "port must be"),
-    "ora1:/s": (5, "port must be"),
+    "ora1:/s": (5, "empty port after ':'"),
     "ora1,,ora2/s": (5, "empty host name"),
     ",ora1/s": (0, "empty host name"),
     "ora 1/s": (3, "invalid character ' ' in host name"),
