@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from luna_handlers.cli import main
+from luna_handlers.config import load_settings
+from luna_handlers.pgserver.cluster import PgCluster
+from luna_handlers.service import check_schema
+from tests.conftest import TEST_PASSWORD, TEST_USER, new_database
 
 SECRET = "S3cr3t!x"
 
@@ -96,3 +101,18 @@ def test_db_dsn_explains_oracle(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert explained["db_type"] == "oracle"
     assert explained["hosts"] == [{"host": "ora1", "port": 1522}, {"host": "ora2", "port": 1522}]
     assert explained["service_name"] == "lunapdb" and explained["password"] == "***"
+
+
+def test_db_upgrade_migrates_the_configured_database(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, pg_cluster: PgCluster) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"LUNA_HANDLERS_DB": {
+        "db_host": pg_cluster.host, "db_port": pg_cluster.port, "db_user": TEST_USER,
+        "db_password": TEST_PASSWORD, "db_name": new_database(pg_cluster)}}))
+    status, out, err = run(capsys, "db", "upgrade", "--config", str(config))
+    assert (status, out) == (0, "database migrated to the newest schema\n")
+    assert TEST_PASSWORD not in out + err
+    settings = load_settings(config, {})
+    asyncio.run(check_schema(settings))  # what serve checks before it starts
+    # Running it again is harmless.
+    assert run(capsys, "db", "upgrade", "--config", str(config))[0] == 0
