@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -54,7 +53,6 @@ class HostPool:
         self.engine = engine
         self.label = label
         self.generation = generation
-        self.created = time.time()
         self.listener = listener
         self._classify = CLASSIFIERS[engine.dialect.name]
         self._errors = DRIVER_ERRORS[engine.dialect.name]
