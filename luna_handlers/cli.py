@@ -123,10 +123,11 @@ def _serve(args: argparse.Namespace) -> None:
         os.environ["LUNA_HANDLERS_DB__DB_PORT"] = str(db.db_port)
         settings = _settings(args, **flags)
         asyncio.run(migrate(settings))
-    try:
-        asyncio.run(check_schema(settings))
-    except SchemaMismatch as exc:
-        raise CliError(str(exc)) from None
+    else:
+        try:
+            asyncio.run(check_schema(settings))
+        except SchemaMismatch as exc:
+            raise CliError(str(exc)) from None
     if args.config is not None:
         os.environ[CONFIG_ENV] = str(args.config.resolve())
     for key in ("host", "port", "workers"):
