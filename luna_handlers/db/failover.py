@@ -172,11 +172,11 @@ class FailoverDatabase:
         return slot
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for reads on the active host; rolled back at the end."""
+        """A connection for reads on the active host (see ``Database.read``)."""
         return self._session(write=False)
 
     def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A transaction on the active host, committed when the block ends without error."""
+        """A connection for writes on the active host (see ``Database.write``)."""
         return self._session(write=True)
 
     @asynccontextmanager

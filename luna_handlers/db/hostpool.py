@@ -96,7 +96,7 @@ class HostPool:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction, committed at the end; a connection lost on the way is "unknown"."""
+        """A connection for writes (autocommit); one lost on the way is "outcome unknown"."""
         conn = await self._connect()
         try:
             yield conn
