@@ -11,12 +11,13 @@ from starlette.responses import Response
 
 from luna_handlers.app.cache import HandlerCache
 from luna_handlers.app.params import canonical_uuid
+from luna_handlers.app.serialize import ORJSONResponse
 from luna_handlers.config import Settings
 from luna_handlers.db.context import DBContext
 from luna_handlers.errors import (
     BadAccountId,
     BadContentType,
-    BadInputJson,
+    LunaError,
     PayloadTooLarge,
     RequiredParamsNotFound,
 )
@@ -62,12 +63,23 @@ def required_account(request: Request) -> str:
     return value
 
 
-def path_id(request: Request, name: str) -> str | None:
-    """The UUID path parameter ``name`` in canonical form; None when it is not a UUID.
+def path_id(request: Request, name: str, not_found: Callable[[str], LunaError]) -> str:
+    """The UUID path parameter ``name`` in canonical form.
 
-    A malformed id names no object, so callers answer it with their "not found" error.
+    A malformed id names no object, so it is answered with the caller's "not found" error.
     """
-    return canonical_uuid(request.path_params[name])
+    raw = request.path_params[name]
+    object_id = canonical_uuid(raw)
+    if object_id is None:
+        raise not_found(raw)
+    return object_id
+
+
+def created(prefix: str, key: str, object_id: str) -> Response:
+    """201 with ``{key: id, "url": ...}`` and a ``Location`` header."""
+    url = f"{prefix}/{object_id}"
+    return ORJSONResponse({key: object_id, "url": url}, status_code=201,
+                          headers={"Location": url})
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -100,8 +112,3 @@ async def read_json(request: Request) -> object:
     except orjson.JSONDecodeError:
         raise BadContentType("Request body is not valid JSON") from None
 
-
-def check_description(description: str) -> None:
-    """Refuse a NUL character in a description: PostgreSQL text cannot store it."""
-    if "\x00" in description:
-        raise BadInputJson("description", "String should not contain NUL characters")

@@ -39,7 +39,7 @@ def _closed(properties: dict[str, Any], description: str = "") -> dict[str, Any]
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    # PostgreSQL text cannot store NUL; the route refuses it, and the document says so.
+    # PostgreSQL text cannot store NUL; the body parser refuses it, and the document says so.
     schema["properties"]["description"]["pattern"] = NO_NUL_PATTERN
     return schema
 

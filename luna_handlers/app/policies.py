@@ -122,6 +122,7 @@ def parse_handler_body(body: object) -> HandlerInput:
     (``{}`` is enough: every policy has defaults). Field errors are reported before these rules.
     """
     parsed = _validate(HandlerBody, body)
+    _check_description(parsed.description)
     if parsed.is_dynamic:
         if parsed.policies is not None:
             raise BadInputJson("policies", DYNAMIC_WITH_POLICIES)
@@ -134,7 +135,14 @@ def parse_handler_body(body: object) -> HandlerInput:
 def parse_verifier_body(body: object) -> VerifierInput:
     """Validate a POST/PUT /1/verifiers body; missing ``policies`` means all defaults."""
     parsed = _validate(VerifierBody, body)
+    _check_description(parsed.description)
     return VerifierInput(parsed.description, _as_sent(body) or {})
+
+
+def _check_description(description: str) -> None:
+    # PostgreSQL text cannot store NUL; refused here so that no body parser lets it through.
+    if "\x00" in description:
+        raise BadInputJson("description", "String should not contain NUL characters")
 
 
 def _as_sent(body: object) -> dict[str, Any] | None:

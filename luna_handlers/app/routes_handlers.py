@@ -24,22 +24,16 @@ PREFIX = "/1/handlers"
 
 
 def _handler_id(request: Request) -> str:
-    handler_id = deps.path_id(request, "handler_id")
-    if handler_id is None:
-        raise HandlerNotFound(request.path_params["handler_id"])
-    return handler_id
+    return deps.path_id(request, "handler_id", HandlerNotFound)
 
 
 async def create_handler(request: Request) -> Response:
     """POST /1/handlers: 201 with the new id and its URL."""
     account = deps.required_account(request)
     body = parse_handler_body(await deps.read_json(request))
-    deps.check_description(body.description)
     handler_id = await deps.db(request).createHandler(
         body.policies, account, body.description, body.is_dynamic)
-    url = f"{PREFIX}/{handler_id}"
-    return ORJSONResponse({"handler_id": handler_id, "url": url}, status_code=201,
-                          headers={"Location": url})
+    return deps.created(PREFIX, "handler_id", handler_id)
 
 
 async def list_handlers(request: Request) -> Response:
@@ -137,7 +131,6 @@ async def put_handler(request: Request) -> Response:
     account = deps.required_account(request)
     handler_id = _handler_id(request)
     body = parse_handler_body(await deps.read_json(request))
-    deps.check_description(body.description)
     changed = await deps.db(request).putHandler(handler_id, body.policies, body.description,
                                                 account, body.is_dynamic)
     # This instance sees its own change at once; the others through the notification.

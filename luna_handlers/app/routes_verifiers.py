@@ -20,21 +20,15 @@ PREFIX = "/1/verifiers"
 
 
 def _verifier_id(request: Request) -> str:
-    verifier_id = deps.path_id(request, "verifier_id")
-    if verifier_id is None:
-        raise VerifierNotFound(request.path_params["verifier_id"])
-    return verifier_id
+    return deps.path_id(request, "verifier_id", VerifierNotFound)
 
 
 async def create_verifier(request: Request) -> Response:
     """POST /1/verifiers: 201 with the new id and its URL."""
     account = deps.required_account(request)
     body = parse_verifier_body(await deps.read_json(request))
-    deps.check_description(body.description)
     verifier_id = await deps.db(request).createVerifier(body.policies, account, body.description)
-    url = f"{PREFIX}/{verifier_id}"
-    return ORJSONResponse({"verifier_id": verifier_id, "url": url}, status_code=201,
-                          headers={"Location": url})
+    return deps.created(PREFIX, "verifier_id", verifier_id)
 
 
 async def list_verifiers(request: Request) -> Response:
@@ -78,7 +72,6 @@ async def put_verifier(request: Request) -> Response:
     account = deps.required_account(request)
     verifier_id = _verifier_id(request)
     body = parse_verifier_body(await deps.read_json(request))
-    deps.check_description(body.description)
     version = await deps.db(request).putVerifier(verifier_id, body.policies, body.description,
                                                  account)
     if version is None:

@@ -572,3 +572,11 @@ def test_handler_schema_describes_fields() -> None:
     detect_face = policies["properties"]["detect_policy"]["properties"]["detect_face"]
     assert detect_face == {"default": 1, "maximum": 1, "minimum": 0, "type": "integer"}
     assert policies["properties"]["match_policy"]["maxItems"] == MAX_POLICY_LIST_LENGTH
+
+
+@pytest.mark.parametrize("parse", [parse_handler_body, parse_verifier_body])
+def test_nul_in_description_is_refused_by_the_parser(parse: Any) -> None:
+    # PostgreSQL text cannot store NUL: every caller of the parsers gets the check.
+    with pytest.raises(BadInputJson) as info:
+        parse({"description": "a\x00b", "policies": {}})
+    check_error(info.value, "description", "String should not contain NUL characters")
