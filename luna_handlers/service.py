@@ -37,7 +37,7 @@ def database_factory(settings: Settings) -> Callable[[], AbstractAsyncContextMan
     async def lifespan_database() -> AsyncIterator[Database]:
         database = await open_database(settings)
         try:
-            async with database.read() as conn:
+            async with database.connection() as conn:
                 await check_at_head(conn)
             yield database
         finally:
@@ -50,7 +50,7 @@ async def migrate(settings: Settings) -> None:
     """Upgrade the configured database to the newest schema."""
     database = await open_database(settings)
     try:
-        async with database.write() as conn:
+        async with database.connection() as conn:
             await upgrade(conn)
     finally:
         await database.close()

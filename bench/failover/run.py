@@ -71,7 +71,7 @@ class Pairs:
         cluster.start()
         cluster.ensure_database(USER, PASSWORD, DBNAME)
         dsn = parse_pg_dsn(f"{USER}:{PASSWORD}@{cluster.host}:{cluster.port}/{DBNAME}")
-        engine = pg_engine(HostPort(cluster.host, cluster.port), dsn, 1, SETTINGS)
+        engine = pg_engine(HostPort(cluster.host, cluster.port), dsn, SETTINGS)
         async with engine.connect() as conn:
             await upgrade(conn)
         await engine.dispose()

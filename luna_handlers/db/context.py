@@ -8,13 +8,14 @@ without it, there is no account restriction (root access).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from luna_handlers.db.database import Database
 from luna_handlers.db.handlers_db_tools.models.handlers_models import Handler, Verifier
@@ -73,22 +74,79 @@ def _dump(policies: dict[str, Any] | None) -> str | None:
     return None if policies is None else orjson.dumps(policies).decode()
 
 
-def _where(table: sa.Table, id_column: str, filters: ListFilters) -> list[sa.ColumnElement[bool]]:
-    clauses: list[sa.ColumnElement[bool]] = []
-    if filters.account_id is not None:
-        clauses.append(table.c.account_id == filters.account_id)
-    # Empty means "any": Oracle stores '' as NULL, so filtering on it would differ by dialect.
-    if filters.description:
-        clauses.append(table.c.description.contains(filters.description, autoescape=True))
-    if filters.ids is not None:
-        clauses.append(table.c[id_column].in_(list(filters.ids)))
-    if filters.create_time__gte is not None:
-        clauses.append(table.c.create_time >= filters.create_time__gte)
-    if filters.create_time__lt is not None:
-        clauses.append(table.c.create_time < filters.create_time__lt)
-    if filters.is_dynamic is not None and "is_dynamic" in table.c:
-        clauses.append(table.c.is_dynamic == filters.is_dynamic)
-    return clauses
+def _like_contains(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (``/`` escapes, as ``ESCAPE '/'``)."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+def _in_ids(table: sa.Table, dialect_name: str) -> sa.ColumnElement[bool]:
+    if dialect_name == "postgresql":
+        # One array parameter: the statement keeps its shape whatever the number of ids.
+        return _key(table) == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.String)))
+    return _key(table).in_(sa.bindparam("ids", expanding=True))
+
+
+# The list filters, in a fixed order: (the clause on a table for a dialect, its bind value).
+FilterClause = Callable[[sa.Table, str], sa.ColumnElement[bool]]
+FILTERS: dict[str, tuple[FilterClause, Callable[[Any], Any]]] = {
+    "account_id": (lambda t, _d: t.c.account_id == sa.bindparam("account_id"), str),
+    "description": (lambda t, _d: t.c.description.like(sa.bindparam("description"),
+                                                       escape="/"), _like_contains),
+    "ids": (_in_ids, list),
+    "create_time__gte": (lambda t, _d: t.c.create_time >= sa.bindparam("create_time__gte"),
+                         lambda value: value),
+    "create_time__lt": (lambda t, _d: t.c.create_time < sa.bindparam("create_time__lt"),
+                        lambda value: value),
+    "is_dynamic": (lambda t, _d: t.c.is_dynamic == sa.bindparam("is_dynamic"), bool),
+}
+
+
+def _filter_params(table: sa.Table, filters: ListFilters) -> dict[str, Any]:
+    """The bind values of the filters in use; their names are the statement's shape."""
+    wanted = {
+        "account_id": filters.account_id,
+        # Empty means "any": Oracle stores '' as NULL, so filtering on it would differ.
+        "description": filters.description or None,
+        "ids": filters.ids,
+        "create_time__gte": filters.create_time__gte,
+        "create_time__lt": filters.create_time__lt,
+        "is_dynamic": filters.is_dynamic if "is_dynamic" in table.c else None,
+    }
+    return {name: FILTERS[name][1](value) for name, value in wanted.items()
+            if value is not None}
+
+
+def _where(table: sa.Table, shape: tuple[str, ...], dialect_name: str
+           ) -> list[sa.ColumnElement[bool]]:
+    return [FILTERS[name][0](table, dialect_name) for name in shape]
+
+
+def _page(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
+    return Prepared(lambda dialect: (
+        sa.select(table).where(*_where(table, shape, dialect))
+        # Newest first; the id breaks ties so that pages never overlap or skip.
+        .order_by(table.c.create_time.desc(), _key(table))
+        .limit(sa.bindparam("page_limit")).offset(sa.bindparam("page_offset"))))
+
+
+def _count(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
+    return Prepared(lambda dialect: sa.select(sa.func.count().label("total"))
+                    .select_from(table).where(*_where(table, shape, dialect)))
+
+
+class _ByShape:
+    """Fixed-shape statements made on demand, one per table and set of filters in use."""
+
+    def __init__(self, make: Callable[[sa.Table, tuple[str, ...]], Prepared]) -> None:
+        self._make = make
+        self._made: dict[tuple[str, tuple[str, ...]], Prepared] = {}
+
+    def __call__(self, table: sa.Table, shape: tuple[str, ...]) -> Prepared:
+        found = self._made.get((table.name, shape))
+        if found is None:
+            found = self._made[(table.name, shape)] = self._make(table, shape)
+        return found
 
 
 def _key(table: sa.Table) -> sa.Column[Any]:
@@ -160,6 +218,8 @@ INSERT_HANDLER = _insert(HANDLER, ("handler_id", "account_id", "description", "i
 INSERT_VERIFIER = _insert(VERIFIER, ("verifier_id", "account_id", "description", "policies",
                                      "version"))
 PING = Prepared(lambda _dialect: sa.select(sa.literal_column("1")))
+PAGE = _ByShape(_page)
+COUNT = _ByShape(_count)
 
 
 def _by_id(object_id: str, account_id: str | None) -> dict[str, Any]:
@@ -204,12 +264,12 @@ class DBContext:
     # -- shared building blocks ------------------------------------------------------------
 
     async def _read(self, prepared: Prepared, params: dict[str, Any]) -> Sequence[Row]:
-        async with self.database.read() as conn:
-            return await prepared.rows(conn, params)
+        async with self.database.read() as session:
+            return await session.rows(prepared, params)
 
     async def _write(self, prepared: Prepared, params: dict[str, Any]) -> Sequence[Row]:
-        async with self.database.write() as conn:
-            return await prepared.rows(conn, params)
+        async with self.database.write() as session:
+            return await session.rows(prepared, params)
 
     async def _one(self, table: sa.Table, object_id: str, account_id: str | None
                    ) -> Row | None:
@@ -226,22 +286,16 @@ class DBContext:
                                       _by_id(object_id, account_id)))
 
     async def _list(self, table: sa.Table, filters: ListFilters, page: int,
-                    page_size: int) -> list[Row]:
-        # Filters vary per call: an ordinary SQLAlchemy statement, not a Prepared one.
-        query = (
-            sa.select(table).where(*_where(table, _key(table).name, filters))
-            # Newest first; the id breaks ties so that pages never overlap or skip.
-            .order_by(table.c.create_time.desc(), _key(table))
-            .limit(page_size).offset((page - 1) * page_size)
-        )
-        async with self.database.read() as conn:
-            return [row._mapping for row in await conn.execute(query)]
+                    page_size: int) -> Sequence[Row]:
+        params = _filter_params(table, filters)
+        statement = PAGE(table, tuple(params))
+        return await self._read(statement, params | {"page_limit": page_size,
+                                                     "page_offset": (page - 1) * page_size})
 
     async def _count(self, table: sa.Table, filters: ListFilters) -> int:
-        query = sa.select(sa.func.count()).select_from(table).where(
-            *_where(table, _key(table).name, filters))
-        async with self.database.read() as conn:
-            return int((await conn.execute(query)).scalar_one())
+        params = _filter_params(table, filters)
+        rows = await self._read(COUNT(table, tuple(params)), params)
+        return int(rows[0]["total"])
 
     async def ping(self) -> None:
         """One cheap round trip to the database (health checks)."""

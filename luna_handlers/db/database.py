@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from luna_handlers.db.sources import Session
+
 
 class Database(Protocol):
     """What the DB context needs from the database layer."""
@@ -25,16 +27,21 @@ class Database(Protocol):
         """``postgresql`` or ``oracle``."""
         ...
 
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for reads."""
+    def read(self) -> AbstractAsyncContextManager[Session]:
+        """A session for reads."""
         ...
 
-    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for writes.
+    def write(self) -> AbstractAsyncContextManager[Session]:
+        """A session for writes.
 
         Connections are in autocommit: each statement commits by itself, so a change that
-        needs several statements must be one statement (a CTE) or set an isolation level.
+        needs several statements must be one statement (a CTE).
         """
+        ...
+
+    def connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A plain SQLAlchemy connection to the current host, outside the request pool, for
+        migrations and schema checks (autocommit, unless they set an isolation level)."""
         ...
 
     def status(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""Engines for one host: SQLAlchemy async engines over asyncpg (PostgreSQL) and
-python-oracledb (Oracle).
+"""Connections for one host: the request pool (:mod:`luna_handlers.db.sources`) and the
+SQLAlchemy engine, over asyncpg (PostgreSQL) and python-oracledb (Oracle).
 
-Every engine is bound to exactly one host, so a pool never spreads over several hosts; the
+Everything here is bound to exactly one host, so a pool never spreads over several hosts; the
 failover manager decides which host that is.
 """
 
@@ -13,12 +13,13 @@ from typing import Any
 from sqlalchemy import URL, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from luna_handlers.config import DBSettings, FailoverSettings
 from luna_handlers.db.dsn import DsnDefaults, HostPort, PgDsn, parse_pg_dsn
 from luna_handlers.db.migrate import dialect_options
 from luna_handlers.db.oracle_dsn import OracleDsn
+from luna_handlers.db.sources import AsyncpgSource, EngineSource
 
 APPLICATION_NAME = "luna-handlers"
 AUTOCOMMIT = "AUTOCOMMIT"
@@ -47,25 +48,28 @@ def pg_connect_args(dsn: PgDsn, failover: FailoverSettings) -> dict[str, Any]:
     return args
 
 
-def pg_engine(host: HostPort, dsn: PgDsn, pool_size: int,
-              failover: FailoverSettings) -> AsyncEngine:
-    """An async engine whose every connection goes to ``host``."""
+def pg_engine(host: HostPort, dsn: PgDsn, failover: FailoverSettings) -> AsyncEngine:
+    """An SQLAlchemy engine on ``host`` for migrations and schema checks; without a pool of
+    its own (requests use :func:`pg_source`'s), each connection is opened for its use."""
     url = URL.create("postgresql+asyncpg", username=dsn.user, password=dsn.password or None,
                      host=host.host, port=host.port, database=dsn.dbname)
-    engine = create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=0,
-        # Waiting for a free connection is bounded like waiting for a switch.
-        pool_timeout=failover.switch_wait,
-        pool_pre_ping=False,
-        # Every statement of the DB context stands alone and commits by itself: one round
-        # trip instead of BEGIN + statement + COMMIT (migrations ask for a transaction).
-        isolation_level=AUTOCOMMIT,
-        connect_args=pg_connect_args(dsn, failover),
-    )
+    engine = create_async_engine(url, poolclass=NullPool, isolation_level=AUTOCOMMIT,
+                                 connect_args=pg_connect_args(dsn, failover))
     event.listen(engine.sync_engine, "handle_error", terminate_timed_out)
     return engine
+
+
+def pg_source(host: HostPort, dsn: PgDsn, pool_size: int,
+              failover: FailoverSettings) -> AsyncpgSource:
+    """The request connections on ``host``: an asyncpg pool of ``pool_size``, where waiting
+    for a free connection is bounded like waiting for a switch."""
+    connect_args = {"host": host.host, "port": host.port, "user": dsn.user,
+                    "password": dsn.password or None, "database": dsn.dbname,
+                    # The failover manager judges the role; PGTARGETSESSIONATTRS from the
+                    # environment must not make a pool connection refuse the chosen host.
+                    "target_session_attrs": "any", **pg_connect_args(dsn, failover)}
+    return AsyncpgSource(pg_engine(host, dsn, failover), pool_size, failover.switch_wait,
+                         connect_args)
 
 
 def terminate_timed_out(ctx: ExceptionContext) -> None:
@@ -84,6 +88,11 @@ def terminate_timed_out(ctx: ExceptionContext) -> None:
             terminate = getattr(conn.connection.driver_connection, "terminate", None)
             if callable(terminate):
                 terminate()
+
+
+def oracle_source(dsn: OracleDsn, pool_size: int, failover: FailoverSettings) -> EngineSource:
+    """The request connections on the (one-address) ``dsn``: :func:`oracle_engine`'s pool."""
+    return EngineSource(oracle_engine(dsn, pool_size, failover))
 
 
 def oracle_connect_args(dsn: OracleDsn, failover: FailoverSettings) -> dict[str, Any]:

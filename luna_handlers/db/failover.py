@@ -38,8 +38,9 @@ from luna_handlers.db import metrics, probe
 from luna_handlers.db.dialects import ErrorKind
 from luna_handlers.db.dsn import HostPort, PgDsn
 from luna_handlers.db.hostpool import HostPool
-from luna_handlers.db.poolslot import Slot, open_slot, retire
+from luna_handlers.db.poolslot import Lease, Slot, open_slot, retire
 from luna_handlers.db.probe import Backend, Backoff, HostRole, ProbeResult, pg_backend
+from luna_handlers.db.sources import Session
 from luna_handlers.errors import DatabaseUnavailable
 
 logger = logging.getLogger("luna_handlers.db")
@@ -171,19 +172,24 @@ class FailoverDatabase:
             raise DatabaseUnavailable("the database layer is closed")
         return slot
 
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for reads on the active host (see ``Database.read``)."""
-        return self._session(write=False)
+    def read(self) -> AbstractAsyncContextManager[Session]:
+        """A session for reads on the active host (see ``Database.read``)."""
+        return Lease(self._slot_for_request, write=False)
 
-    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for writes on the active host (see ``Database.write``)."""
-        return self._session(write=True)
+    def write(self) -> AbstractAsyncContextManager[Session]:
+        """A session for writes on the active host (see ``Database.write``)."""
+        return Lease(self._slot_for_request, write=True)
 
     @asynccontextmanager
-    async def _session(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A plain SQLAlchemy connection to the active host (see ``Database.connection``)."""
         slot = await self._slot_for_request()
-        async with slot.session(write=write) as conn:
-            yield conn
+        slot.enter()
+        try:
+            async with slot.pool.connection() as conn:
+                yield conn
+        finally:
+            slot.leave()
 
     def status(self) -> dict[str, Any]:
         """Active host and role, generation, last switch, configured hosts (no secrets)."""

@@ -1,21 +1,26 @@
 """A pool whose every connection goes to ONE host, with driver errors classified.
 
+Requests get short sessions (``read()``/``write()``) on the host's
+:class:`~luna_handlers.db.sources.Source`; a driver error is classified once here and turned
+into one of the service's database errors.
+
 The failover manager keeps one :class:`HostPool` at a time and replaces it as a unit; alone,
 a HostPool is the whole database layer for a single-host setup (and for tests).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luna_handlers.db.dialects import ErrorKind, oracle, postgresql
+from luna_handlers.db.sources import PoolBusy, Session, Source
 from luna_handlers.errors import DatabaseFailure, DatabaseOutcomeUnknown, DatabaseUnavailable
 
 logger = logging.getLogger("luna_handlers.db")
@@ -24,9 +29,8 @@ CLASSIFIERS: dict[str, Callable[[BaseException], ErrorKind]] = {
     "postgresql": postgresql.classify,
     "oracle": oracle.classify,
 }
-# What can come out of a session besides SQLAlchemy's wrappers: raw socket errors from
-# connect, and the driver's own errors from statements run on the driver directly
-# (luna_handlers.db.prepared).
+# What can come out of a session: SQLAlchemy's wrappers (Oracle, migrations), raw socket
+# errors from connect, and the driver's own errors from statements run on it directly.
 COMMON_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError,
                                                   EOFError)
 DRIVER_ERRORS: dict[str, tuple[type[BaseException], ...]] = {
@@ -42,20 +46,22 @@ def _ignore(_kind: ErrorKind | None, _exc: BaseException | None) -> None:
 
 
 class HostPool:
-    """Connections of one :class:`AsyncEngine` (one host), reporting each outcome.
+    """The connections of one :class:`~luna_handlers.db.sources.Source` (one host),
+    reporting each outcome.
 
     ``listener(kind, exc)`` is called with ``(None, None)`` after a success and with the
     error kind after a driver failure; the failover manager counts them.
     """
 
-    def __init__(self, engine: AsyncEngine, label: str, generation: int = 1,
+    def __init__(self, source: Source, label: str, generation: int = 1,
                  listener: Listener = _ignore) -> None:
-        self.engine = engine
+        self.source = source
+        self.engine = source.engine
         self.label = label
         self.generation = generation
         self.listener = listener
-        self._classify = CLASSIFIERS[engine.dialect.name]
-        self._errors = DRIVER_ERRORS[engine.dialect.name]
+        self._classify = CLASSIFIERS[self.engine.dialect.name]
+        self._errors = DRIVER_ERRORS[self.engine.dialect.name]
 
     @property
     def dialect_name(self) -> str:
@@ -66,14 +72,11 @@ class HostPool:
         """The :class:`ErrorKind` of a driver error on this dialect."""
         return self._classify(exc)
 
-    async def _connect(self) -> AsyncConnection:
-        try:
-            return await self.engine.connect()
-        except self._errors as exc:
-            kind = self._classify(exc)
-            self.listener(kind, exc)
-            self._log(kind, exc, "connect")
-            raise DatabaseUnavailable(f"cannot connect to the database ({kind.value})") from exc
+    def _unavailable(self, exc: BaseException, stage: str) -> DatabaseUnavailable:
+        kind = self._classify(exc)
+        self.listener(kind, exc)
+        self._log(kind, exc, stage)
+        return DatabaseUnavailable(f"cannot connect to the database ({kind.value})")
 
     def _log(self, kind: ErrorKind, exc: BaseException, stage: str) -> None:
         # The driver's message can carry statement parameters; the type and kind suffice.
@@ -81,37 +84,30 @@ class HostPool:
         logger.log(level, "database %s failed on %s: %s (%s)", stage, self.label,
                    type(exc).__name__, kind.value)
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads; a broken read is reported as safe to retry."""
-        conn = await self._connect()
-        try:
-            yield conn
-            await conn.rollback()
-        except self._errors as exc:
-            raise await self._failed(conn, exc, write=False) from exc
-        finally:
-            await conn.close()
-        self.listener(None, None)
+    def read(self) -> AbstractAsyncContextManager[Session]:
+        """A session for reads; a broken read is reported as safe to retry."""
+        return _Use(self, write=False)
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for writes (autocommit); one lost on the way is "outcome unknown"."""
-        conn = await self._connect()
-        try:
-            yield conn
-            await conn.commit()
-        except self._errors as exc:
-            raise await self._failed(conn, exc, write=True) from exc
-        finally:
-            await conn.close()
-        self.listener(None, None)
+    def write(self) -> AbstractAsyncContextManager[Session]:
+        """A session for writes (autocommit); one lost on the way is "outcome unknown"."""
+        return _Use(self, write=True)
 
-    async def _failed(self, conn: AsyncConnection, exc: BaseException, *,
-                      write: bool) -> Exception:
+    async def acquire(self) -> Session:
+        """A session from the source, its failures classified and reported."""
+        try:
+            return await self.source.acquire()
+        except PoolBusy:
+            # Not the host's fault: nothing is reported, no switch can follow.
+            raise DatabaseUnavailable("every database connection is busy; retry") from None
+        except self._errors as exc:
+            raise self._unavailable(exc, "connect") from exc
+
+    async def failed(self, session: Session, exc: BaseException, *, write: bool) -> Exception:
+        """The error a request gets for a driver failure on ``session`` (reported, and the
+        session discarded when its connection is lost)."""
         kind = self._classify(exc)
         if kind is ErrorKind.CONNECTIVITY:
-            await _discard(conn)
+            await session.discard()
         self.listener(kind, exc)
         self._log(kind, exc, "write" if write else "read")
         if kind is ErrorKind.READ_ONLY:
@@ -126,26 +122,53 @@ class HostPool:
             return DatabaseUnavailable("the database refused the service's credentials")
         return DatabaseFailure("the database rejected the statement")
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A plain SQLAlchemy connection to this host, outside the request pool (migrations,
+        schema checks); connect failures are classified like a session's."""
+        try:
+            conn = await self.engine.connect()
+        except self._errors as exc:
+            raise self._unavailable(exc, "connect") from exc
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
     def status(self) -> dict[str, Any]:
         """Facts for the health check."""
         return {"host": self.label, "generation": self.generation}
 
     async def close(self) -> None:
         """Close every pooled connection."""
-        await self.engine.dispose()
+        await self.source.close()
 
 
-async def _discard(conn: AsyncConnection) -> None:
-    """Drop a broken connection from the pool without waiting on its host.
+class _Use:
+    """``async with pool.read()/write() as session``: a class rather than a generator-based
+    context manager, since it wraps every statement of every request."""
 
-    A statement run on the driver directly bypasses SQLAlchemy, which then cannot know the
-    connection broke; the socket is closed at once (``terminate()`` never blocks, a graceful
-    close would wait on a hung host) and the pool told to forget the connection.
-    """
-    with contextlib.suppress(Exception):  # the connection may already be half gone
-        driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-        terminate = getattr(driver, "terminate", None)
-        if callable(terminate):
-            terminate()
-    with contextlib.suppress(Exception):
-        await conn.invalidate()
+    __slots__ = ("_pool", "_session", "_write")
+
+    def __init__(self, pool: HostPool, *, write: bool) -> None:
+        self._pool = pool
+        self._write = write
+
+    async def __aenter__(self) -> Session:
+        self._session = await self._pool.acquire()
+        return self._session
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, _tb: TracebackType | None) -> None:
+        pool, session = self._pool, self._session
+        try:
+            if exc is not None:
+                if isinstance(exc, pool._errors):
+                    raise await pool.failed(session, exc, write=self._write) from exc
+                # Cancelled mid-statement, say: what the connection is doing is unknown, and
+                # a graceful return would wait on the host for the statement to end.
+                await session.discard()
+        finally:
+            await session.release()
+        if exc is None:
+            pool.listener(None, None)

@@ -27,7 +27,7 @@ import oracledb
 from luna_handlers.config import DBSettings, FailoverSettings
 from luna_handlers.db.dialects import oracle
 from luna_handlers.db.dsn import DsnError, HostPort, TargetSessionAttrs
-from luna_handlers.db.engine import oracle_engine
+from luna_handlers.db.engine import oracle_source
 from luna_handlers.db.failover import FailoverDatabase, start_failover_database
 from luna_handlers.db.oracle_dsn import OracleDsn, oracle_dsn_from_settings
 from luna_handlers.db.probe import Backend, HostRole
@@ -70,7 +70,7 @@ def connect_timeout(dsn: OracleDsn, settings: FailoverSettings) -> float:
 
 
 def oracle_backend(dsn: OracleDsn, pool_size: int, settings: FailoverSettings) -> Backend:
-    """The Oracle backend: python-oracledb probes and :func:`oracle_engine` pools, per address."""
+    """The Oracle backend: python-oracledb probes and :func:`oracle_source` pools, per address."""
     if dsn.option_map.get("source_route", "").lower() in _SOURCE_ROUTE_ON:
         raise DsnError("SOURCE_ROUTE makes the addresses one route, not alternative hosts; "
                        "the failover pool needs hosts", 0)
@@ -103,7 +103,7 @@ def oracle_backend(dsn: OracleDsn, pool_size: int, settings: FailoverSettings) -
     return Backend(
         dialect="oracle", hosts=hosts, target=TargetSessionAttrs.READ_WRITE,
         connect_timeout=connect_timeout(dsn, settings), probe=probe,
-        engine=lambda host: oracle_engine(one[host], pool_size, settings),
+        source=lambda host: oracle_source(one[host], pool_size, settings),
         classify=oracle.classify, secret=dsn.password,
     )
 

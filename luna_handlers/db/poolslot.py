@@ -8,8 +8,8 @@ switch; this module is the lifecycle of what it switches between:
   (bounded by the connect timeout), so the swap hands requests a warm pool; the pool's
   session outcomes go to the manager tagged with the generation, so that those of a
   retired pool can be ignored;
-* :class:`Slot`: counts the request sessions running on the pool and keeps its driver
-  connections, so that their sockets can be closed without asking the host;
+* :class:`Slot`: counts the request sessions running on the pool (:class:`Lease`), and
+  closes its sockets without asking the host when it must;
 * :func:`retire`: after the swap, lets the sessions finish and closes the pool, terminating
   sockets rather than waiting on a host that may hang.
 
@@ -23,18 +23,15 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection
+from types import TracebackType
 
 from luna_handlers.db.dialects import ErrorKind
 from luna_handlers.db.dsn import HostPort
 from luna_handlers.db.hostpool import HostPool, Listener
 from luna_handlers.db.probe import Backend, HostRole, ProbeResult
+from luna_handlers.db.sources import Session
 
 logger = logging.getLogger("luna_handlers.db")
 
@@ -51,15 +48,9 @@ class Slot:
     role: HostRole
     users: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
-    # Driver connections this pool opened, to close their sockets without asking the host.
-    drivers: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
 
     def __post_init__(self) -> None:
         self.idle.set()
-        event.listen(self.pool.engine.sync_engine, "connect", self._track)
-
-    def _track(self, dbapi_connection: Any, _record: Any) -> None:
-        self.drivers.add(dbapi_connection.driver_connection)
 
     def enter(self) -> None:
         """A request session starts on this pool."""
@@ -72,23 +63,38 @@ class Slot:
         if self.users == 0:
             self.idle.set()
 
-    @asynccontextmanager
-    async def session(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
-        """A request session on this pool: a transaction when ``write``, else a read."""
-        self.enter()  # counted, so that a retired pool is closed only once its sessions end
-        try:
-            async with self.pool.write() if write else self.pool.read() as conn:
-                yield conn
-        finally:
-            self.leave()
-
     def terminate_all(self) -> None:
-        """Close every socket of this pool now (asyncpg's ``terminate()`` never blocks)."""
-        for driver in list(self.drivers):
-            terminate = getattr(driver, "terminate", None)
-            if callable(terminate):
-                with contextlib.suppress(Exception):
-                    terminate()
+        """Close every socket of this pool now, without asking the host."""
+        self.pool.source.terminate_all()
+
+
+class Lease:
+    """``async with Lease(pick, write=...) as session``: a session on the slot ``pick()``
+    returns, counted on that slot so that a retired pool is closed only once its sessions
+    end. A class rather than a generator: it wraps every statement of every request."""
+
+    __slots__ = ("_pick", "_slot", "_use", "_write")
+
+    def __init__(self, pick: Callable[[], Awaitable[Slot]], *, write: bool) -> None:
+        self._pick = pick
+        self._write = write
+
+    async def __aenter__(self) -> Session:
+        slot = self._slot = await self._pick()
+        slot.enter()
+        try:
+            self._use = slot.pool.write() if self._write else slot.pool.read()
+            return await self._use.__aenter__()
+        except BaseException:
+            slot.leave()
+            raise
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            await self._use.__aexit__(exc_type, exc, tb)
+        finally:
+            self._slot.leave()
 
 
 def _listener(on_outcome: OutcomeHandler, generation: int) -> Listener:
@@ -109,8 +115,8 @@ async def open_slot(backend: Backend, size: int, chosen: ProbeResult, generation
     ``on_outcome`` must be a bound method: it is held weakly.
     """
     assert chosen.role is not None
-    engine = backend.engine(chosen.host)
-    pool = HostPool(engine, str(chosen.host), generation, _listener(on_outcome, generation))
+    pool = HostPool(backend.source(chosen.host), str(chosen.host), generation,
+                    _listener(on_outcome, generation))
     slot = Slot(pool, chosen.host, chosen.role)
     try:
         await _warm(slot, size, backend.connect_timeout)
@@ -130,15 +136,7 @@ async def open_slot(backend: Backend, size: int, chosen: ProbeResult, generation
 async def _warm(slot: Slot, size: int, limit: float) -> None:
     """Open every connection of the new pool at once (bounded); they stay pooled."""
     async with asyncio.timeout(limit):
-        opened = await asyncio.gather(
-            *(slot.pool.engine.connect().start() for _ in range(size)),
-            return_exceptions=True)
-    for conn in opened:  # back into the pool, still open
-        if isinstance(conn, AsyncConnection):
-            await conn.close()
-    for conn in opened:
-        if isinstance(conn, BaseException):
-            raise conn
+        await slot.pool.source.warm(size)
 
 
 async def retire(slot: Slot, grace: float, limit: float, *, suspect: bool) -> None:

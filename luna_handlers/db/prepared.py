@@ -8,22 +8,21 @@ still writes every query, but its per-call cost (statement objects, cache keys, 
 adaptation, greenlet hops) stays out of the request path. Other dialects execute the same
 statement through SQLAlchemy as usual.
 
-A raw driver call bypasses SQLAlchemy's knowledge of the connection, so a connection that
-breaks during one must be invalidated by the caller (``HostPool`` does).
+Running them is the session's job (:mod:`luna_handlers.db.sources`): compiled SQL and
+:meth:`Prepared.bind` on asyncpg, :meth:`Prepared.statement` through SQLAlchemy on Oracle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import Compiled
 
 Row = Mapping[Any, Any]  # asyncpg's Record or SQLAlchemy's RowMapping
-Statement = sa.Select[*tuple[Any, ...]] | sa.Insert | sa.Update | sa.Delete
+Statement = sa.Select[*tuple[Any, ...]] | sa.Insert | sa.Update | sa.Delete | sa.TextClause
 Binds = tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
 
@@ -59,17 +58,12 @@ class Prepared:
                 compiled.string, tuple((name, processors.get(name)) for name in names), fixed)
         return found
 
-    async def rows(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Sequence[Row]:
-        """Run the statement on ``conn`` and return its rows (RETURNING rows for DML)."""
-        dialect = conn.dialect
-        if dialect.name == "postgresql":
-            sql, binds, fixed = self.compiled(dialect)
-            values = [params[name] if name in params else fixed[name] for name, _ in binds]
-            values = [value if process is None else process(value)
-                      for value, (_, process) in zip(values, binds, strict=True)]
-            driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-            assert driver is not None  # a checked-out connection has its driver connection
-            records: Sequence[Row] = await driver.fetch(sql, *values)
-            return records
-        result = await conn.execute(self.statement(dialect.name), dict(params))
-        return [row._mapping for row in result] if result.returns_rows else []
+    def bind(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The compiled SQL and its positional values for ``params``, converted by the
+        dialect as SQLAlchemy would (for running it on the driver directly)."""
+        sql, binds, fixed = self.compiled(dialect)
+        values = []
+        for name, process in binds:
+            value = params[name] if name in params else fixed[name]
+            values.append(value if process is None else process(value))
+        return sql, values

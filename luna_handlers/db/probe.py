@@ -4,12 +4,12 @@ Dialect-neutral part, used by the failover manager:
 
 * :class:`HostRole` and the table :data:`ROLE_CHECKS` of one predicate per
   ``target_session_attrs`` value (libpq's semantics, PG14+);
-* :class:`Backend`, the few functions a dialect supplies (probe, engine, classifier);
+* :class:`Backend`, the few functions a dialect supplies (probe, pool, classifier);
 * :func:`probe_hosts`: every probe starts at once, each bounded by its own timeout, and
   results are taken in DSN order, so a hung first host costs only its own timeout;
 * :func:`choose`: the first qualifying host in DSN order (two passes for prefer-standby).
 
-PostgreSQL part: :func:`pg_role` and :func:`pg_backend` (asyncpg probe + :func:`pg_engine`).
+PostgreSQL part: :func:`pg_role` and :func:`pg_backend` (asyncpg probe + :func:`pg_source`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from types import MappingProxyType
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db.dialects import ErrorKind, postgresql
 from luna_handlers.db.dsn import HostPort, PgDsn, TargetSessionAttrs
-from luna_handlers.db.engine import pg_connect_args, pg_engine
+from luna_handlers.db.engine import pg_connect_args, pg_source
+from luna_handlers.db.sources import Source
 
 TSA = TargetSessionAttrs
 
@@ -109,7 +109,7 @@ class Backend:
 
     ``probe(host, timeout)`` connects to one host, reads its role and disconnects, raising
     the driver's error on failure; ``classify`` maps those errors (and warm-up failures) to
-    :class:`ErrorKind`; ``engine(host)`` makes the pool's engine for one host (the pool's own
+    :class:`ErrorKind`; ``source(host)`` makes the pool's connections on one host (the pool's own
     errors are classified by :class:`~luna_handlers.db.hostpool.HostPool`).
     """
 
@@ -118,7 +118,7 @@ class Backend:
     target: TSA
     connect_timeout: float
     probe: Callable[[HostPort, float], Awaitable[HostRole]]
-    engine: Callable[[HostPort], AsyncEngine]
+    source: Callable[[HostPort], Source]
     classify: Callable[[BaseException], ErrorKind]
     secret: str = ""  # scrubbed from every error text (the password)
 
@@ -272,7 +272,7 @@ def pg_probe_classify(exc: BaseException) -> ErrorKind:
 
 
 def pg_backend(dsn: PgDsn, pool_size: int, settings: FailoverSettings) -> Backend:
-    """The PostgreSQL backend: asyncpg probes and :func:`pg_engine` pools."""
+    """The PostgreSQL backend: asyncpg probes and :func:`pg_source` pools."""
     connect_args = pg_connect_args(dsn, settings)
     timeout = float(connect_args.pop("timeout"))
     connect_args.pop("command_timeout", None)
@@ -296,6 +296,6 @@ def pg_backend(dsn: PgDsn, pool_size: int, settings: FailoverSettings) -> Backen
     return Backend(
         dialect="postgresql", hosts=dsn.hosts, target=dsn.target_session_attrs,
         connect_timeout=timeout, probe=probe,
-        engine=lambda host: pg_engine(host, dsn, pool_size, settings),
+        source=lambda host: pg_source(host, dsn, pool_size, settings),
         classify=pg_probe_classify, secret=dsn.password,
     )

@@ -20,7 +20,7 @@ from luna_handlers.app.logging import RequestIdFilter, configure_logging
 from luna_handlers.app.middleware import RequestMiddleware
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db.dsn import HostPort, parse_pg_dsn
-from luna_handlers.db.engine import pg_engine
+from luna_handlers.db.engine import pg_source
 from luna_handlers.db.hostpool import HostPool
 from luna_handlers.pgserver.cluster import free_port
 from tests.app.conftest import (
@@ -60,7 +60,7 @@ async def dead_db_client() -> AsyncIterator[httpx.AsyncClient]:
                                 health_check_interval=1.0, switch_wait=1.0)
     port = free_port()
     dsn = parse_pg_dsn(f"luna:pw@127.0.0.1:{port}/nothing")
-    pool = HostPool(pg_engine(HostPort("127.0.0.1", port), dsn, 1, failover), label="dead")
+    pool = HostPool(pg_source(HostPort("127.0.0.1", port), dsn, 1, failover), label="dead")
     async with serve(create_app(make_settings(), shared(pool))) as http:
         yield http
     await pool.close()

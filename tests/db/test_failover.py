@@ -18,18 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
 from luna_handlers.config import FailoverSettings
-from luna_handlers.db.context import HANDLER, DBContext
+from luna_handlers.db.context import DBContext
 from luna_handlers.db.dsn import HostPort, PgDsn, parse_pg_dsn
 from luna_handlers.db.engine import pg_engine
 from luna_handlers.db.failover import FailoverDatabase, open_failover_database
 from luna_handlers.db.migrate import upgrade
 from luna_handlers.errors import DatabaseError, DatabaseOutcomeUnknown, DatabaseUnavailable
 from luna_handlers.pgserver.cluster import PgCluster, free_port
-from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.conftest import TEST_PASSWORD, TEST_USER, run_sql
 
 DBNAME = "luna_handlers"
 SU_PASSWORD = "postgres-test"
@@ -116,7 +115,7 @@ def make_dsn(*targets: PgCluster | int, tsa: str | None = None,
 
 async def migrate(cluster: PgCluster) -> None:
     """Create the service's schema on ``cluster``."""
-    engine = pg_engine(HostPort(cluster.host, cluster.port), make_dsn(cluster), 1, FAST)
+    engine = pg_engine(HostPort(cluster.host, cluster.port), make_dsn(cluster), FAST)
     async with engine.connect() as conn:
         await upgrade(conn)
     await engine.dispose()
@@ -171,10 +170,10 @@ async def pair(hosts: Hosts) -> AsyncIterator[tuple[PgCluster, PgCluster, Failov
 
 async def stored(db: FailoverDatabase, ids: list[str]) -> int:
     """How many of ``ids`` the active host has."""
-    async with db.read() as conn:
-        query = sa.select(sa.func.count()).select_from(HANDLER).where(
-            HANDLER.c.handler_id.in_(ids))
-        return int((await conn.execute(query)).scalar_one())
+    async with db.read() as session:
+        rows = await run_sql(session, "SELECT count(*) FROM handler WHERE handler_id = ANY(:ids)",
+                             ids=ids)
+    return int(rows[0][0])
 
 
 async def test_killed_primary_promoted_standby_takes_over_without_losing_writes(
@@ -281,7 +280,7 @@ async def test_statement_on_hung_host_ends_with_its_timeout(hosts: Hosts) -> Non
             started = time.monotonic()
             with pytest.raises((DatabaseUnavailable, DatabaseOutcomeUnknown)):
                 async with session() as conn:
-                    await conn.execute(sa.text("SELECT 1"))
+                    await run_sql(conn, "SELECT 1")
             # SQLAlchemy's graceful close of the timed-out connection would add up to 2 s.
             assert time.monotonic() - started < settings.query_timeout + 1.0
     finally:

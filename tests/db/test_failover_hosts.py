@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db.context import DBContext, ListFilters
 from luna_handlers.db.failover import FailoverDatabase, open_failover_database
 from luna_handlers.errors import DatabaseUnavailable
 from luna_handlers.pgserver.cluster import PgCluster, free_port
-from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.conftest import TEST_PASSWORD, TEST_USER, run_sql
 from tests.db.test_failover import (
     BOUND,
     FAST,
@@ -118,9 +117,10 @@ async def test_read_only_error_on_demoted_primary_switches_at_once(hosts: Hosts)
         assert (status["host"], status["generation"]) == (host(b), 2)
         assert status["last_switch"]["reason"] == "read_only"
         assert metric("luna_handlers_db_errors_total", kind="read_only") == read_only_errors + 1
-        async with db.read() as conn:
-            assert await conn.scalar(sa.text(
-                "SELECT count(*) FROM handler WHERE handler_id = :i"), {"i": handler_id}) == 1
+        async with db.read() as session:
+            rows = await run_sql(session, "SELECT count(*) FROM handler WHERE handler_id = :i",
+                                 i=handler_id)
+        assert rows[0][0] == 1
     finally:
         await db.close()
 
@@ -241,8 +241,9 @@ async def test_target_session_attrs_pick_the_right_host(
     db = await open_failover_database(make_dsn(*targets, tsa=tsa), 2, QUIET)
     try:
         assert (db.status()["host"], db.status()["role"]) == (host(roles[expected]), role)
-        async with db.read() as conn:
-            assert await conn.scalar(sa.text("SELECT pg_is_in_recovery()")) is (role == "standby")
+        async with db.read() as session:
+            rows = await run_sql(session, "SELECT pg_is_in_recovery()")
+        assert rows[0][0] is (role == "standby")
     finally:
         await db.close()
 
@@ -253,8 +254,8 @@ async def test_read_only_error_on_a_standby_pool_does_not_move_it(
     try:
         for _ in range(3):
             with pytest.raises(DatabaseUnavailable):
-                async with db.write() as conn:
-                    await conn.execute(sa.text("CREATE TABLE t (x int)"))
+                async with db.write() as session:
+                    await run_sql(session, "CREATE TABLE t (x int)")
         assert (db.status()["host"], db.status()["generation"]) == (host(roles["S"]), 1)
     finally:
         await db.close()

@@ -130,7 +130,7 @@ async def test_notification_leaves_on_commit_only(
         pass
 
     with pytest.raises(Abort):
-        async with migrated_pool.write() as conn:
+        async with migrated_pool.connection() as conn:
             # Pools run in autocommit (each statement commits alone): open a transaction to
             # see that the notification waits for its commit.
             await conn.execution_options(isolation_level="READ COMMITTED")

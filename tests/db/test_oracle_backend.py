@@ -161,7 +161,7 @@ class Captured(Exception):
 async def test_engine_is_bound_to_one_address() -> None:
     dsn = dsn_on(1601, 1602)
     backend = oracle_backend(dsn, 3, FAST)
-    engine = backend.engine(HostPort("127.0.0.1", 1602))
+    engine = backend.source(HostPort("127.0.0.1", 1602)).engine
     seen: dict[str, Any] = {}
 
     @event.listens_for(engine.sync_engine, "do_connect")

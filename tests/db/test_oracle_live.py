@@ -33,6 +33,7 @@ from luna_handlers.db.migrate import (
     upgrade,
 )
 from luna_handlers.db.oracle_dsn import oracle_dsn_from_settings
+from tests.conftest import run_sql
 from tests.oracle_support import (
     SETTINGS,
     drop_ours,
@@ -80,9 +81,9 @@ async def test_failover_database_starts_on_the_primary(database: FailoverDatabas
                                                                      "primary")
     assert status["host"] in hosts and status["hosts"] == list(dict.fromkeys(hosts))
     assert status["target_session_attrs"] == "read-write" and status["generation"] == 1
-    async with database.read() as conn:  # the pool really is on that one address
-        role = (await conn.execute(sa.text(
-            "SELECT sys_context('USERENV', 'DATABASE_ROLE') FROM dual"))).scalar_one()
+    async with database.read() as session:  # the pool really is on that one address
+        rows = await run_sql(session, "SELECT sys_context('USERENV', 'DATABASE_ROLE') FROM dual")
+    role = rows[0][0]
     assert role == "PRIMARY"
 
 
@@ -106,7 +107,7 @@ async def test_migrations_up_down_and_column_types(pool: HostPool) -> None:
 
 
 async def test_driver_settings(pool: HostPool) -> None:
-    async with pool.read() as conn:
+    async with pool.engine.connect() as conn:  # the request pool's engine on Oracle
         raw = await conn.get_raw_connection()
         assert raw.driver_connection is not None
         assert raw.driver_connection.call_timeout == 30_000  # query_timeout, in ms

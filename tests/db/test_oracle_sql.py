@@ -12,13 +12,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import oracledb
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.dialects import oracle as oracle_dialects
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -31,7 +30,8 @@ from luna_handlers.db.engine import oracle_connect_args, oracle_engine
 from luna_handlers.db.hostpool import HostPool
 from luna_handlers.db.migrate import dialect_options, offline_sql, sqlplus_script
 from luna_handlers.db.oracle_dsn import oracle_dsn_from_settings
-from luna_handlers.db.prepared import Prepared, Row
+from luna_handlers.db.prepared import Prepared, Row, Statement
+from luna_handlers.db.sources import Session
 
 DB = DBSettings(db_type="oracle", db_host="ora1", db_port=1521, db_user="luna",
                 db_password="pw", db_name="ORCL", connection_pool_size=2, dsn=None)
@@ -203,63 +203,86 @@ def test_identifiers_fit_oracle() -> None:
 
 # -- the DB context's statements -------------------------------------------------------------
 
+class RecordingSession:
+    """A session that records the Oracle form of each statement it runs, with its values."""
+
+    def __init__(self, session: Session, executed: list[tuple[Statement, dict[str, Any]]]
+                 ) -> None:
+        self.session = session
+        self.executed = executed
+
+    async def rows(self, prepared: Prepared, params: Mapping[str, Any]) -> Sequence[Row]:
+        self.executed.append((prepared.statement("oracle"), dict(params)))
+        return await self.session.rows(prepared, params)
+
+    async def release(self) -> None:
+        await self.session.release()
+
+    async def discard(self) -> None:
+        await self.session.discard()
+
+
 class OracleCodePath:
-    """A real PostgreSQL pool under the dialect name ``oracle``, recording what it executes."""
+    """A real PostgreSQL pool under the dialect name ``oracle``, recording what it runs."""
 
     def __init__(self, pool: HostPool) -> None:
         self.pool = pool
-        self.executed: list[sa.ClauseElement | tuple[sa.ClauseElement, dict[str, Any]]] = []
-        sa.event.listen(pool.engine.sync_engine, "before_execute", self._record)
-
-    def _record(self, _conn: Any, statement: sa.ClauseElement, *_args: Any) -> None:
-        self.executed.append(statement)
+        self.executed: list[tuple[Statement, dict[str, Any]]] = []
 
     @property
     def dialect_name(self) -> str:
         return "oracle"
 
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self.pool.read()
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Session]:
+        async with self.pool.read() as session:
+            yield RecordingSession(session, self.executed)
 
-    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self.pool.write()
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Session]:
+        async with self.pool.write() as session:
+            yield RecordingSession(session, self.executed)
+
+    def connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.pool.connection()
 
     def status(self) -> dict[str, Any]:
         return self.pool.status()
 
     async def close(self) -> None:
-        sa.event.remove(self.pool.engine.sync_engine, "before_execute", self._record)
+        pass
 
 
 ACC = "acc-1"
 T1, T2 = datetime(2024, 1, 1), datetime(2025, 1, 1)
 FILTERS = ListFilters(account_id=ACC, description="50%_off/x", ids=["i1", "i2"],
                       create_time__gte=T1, create_time__lt=T2, is_dynamic=True)
-FILTER_PARAMS = {"account_id_1": ACC, "description_1": "50/%/_off//x", "create_time_1": T1,
-                 "create_time_2": T2}
+# The filters in use name their binds; the ids are one expanding IN list (at most MAX_IDS).
+FILTER_PARAMS = {"account_id": ACC, "description": "%50/%/_off//x%", "create_time__gte": T1,
+                 "create_time__lt": T2, "ids_1": "i1", "ids_2": "i2"}
 H_SELECT = ("SELECT handler.handler_id, handler.account_id, handler.create_time, "
             "handler.last_update_time, handler.description, handler.policies, "
             "handler.is_dynamic FROM handler")
 V_SELECT = ("SELECT verifier.verifier_id, verifier.account_id, verifier.create_time, "
             "verifier.last_update_time, verifier.description, verifier.policies, "
             "verifier.version FROM verifier")
-# LIKE is escaped with '/' (autoescape=True); booleans are the literals 0 and 1.
-H_FILTERS = ("WHERE handler.account_id = :account_id_1 AND (handler.description LIKE '%' || "
-             ":description_1 || '%' ESCAPE '/') AND handler.handler_id IN (:handler_id_1_1, "
-             ":handler_id_1_2) AND handler.create_time >= :create_time_1 AND "
-             "handler.create_time < :create_time_2 AND handler.is_dynamic = 1")
-V_FILTERS = ("WHERE verifier.account_id = :account_id_1 AND (verifier.description LIKE '%' || "
-             ":description_1 || '%' ESCAPE '/') AND verifier.verifier_id IN (:verifier_id_1_1, "
-             ":verifier_id_1_2) AND verifier.create_time >= :create_time_1 AND "
-             "verifier.create_time < :create_time_2")
+# LIKE is escaped with '/' (the pattern is made in Python); booleans are the numbers 0 and 1.
+H_FILTERS = ("WHERE handler.account_id = :account_id AND handler.description LIKE :description "
+             "ESCAPE '/' AND handler.handler_id IN (:ids_1, :ids_2) AND handler.create_time >= "
+             ":create_time__gte AND handler.create_time < :create_time__lt AND "
+             "handler.is_dynamic = :is_dynamic")
+V_FILTERS = ("WHERE verifier.account_id = :account_id AND verifier.description LIKE :description "
+             "ESCAPE '/' AND verifier.verifier_id IN (:ids_1, :ids_2) AND verifier.create_time >= "
+             ":create_time__gte AND verifier.create_time < :create_time__lt")
 # Fixed-shape statements (luna_handlers.db.prepared) name their binds: object_id, account_id,
 # v_<column> for the values; changes return the changed id, Oracle's RETURNING ... INTO.
 H_BY_ID = "WHERE handler.handler_id = :object_id AND handler.account_id = :account_id"
 V_BY_ID = "WHERE verifier.verifier_id = :object_id AND verifier.account_id = :account_id"
 H_IDS: dict[str, object] = {"object_id": "<handler>", "account_id": ACC}
 V_IDS: dict[str, object] = {"object_id": "<verifier>", "account_id": ACC}
-# Paging is OFFSET/FETCH (Oracle 12c+, so 19c); SQLAlchemy renders both numbers inline.
-PAGE_3_OF_10 = "OFFSET 20 ROWS FETCH FIRST 10 ROWS ONLY"
+# Paging is OFFSET/FETCH (Oracle 12c+, so 19c) with bound numbers: one statement per filter
+# set, whatever the page.
+PAGE = "OFFSET :page_offset ROWS FETCH FIRST :page_limit ROWS ONLY"
 
 Call = Callable[[DBContext, dict[str, str]], Awaitable[object]]
 CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
@@ -281,17 +304,15 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         f"{H_SELECT} WHERE handler.handler_id = :object_id", {"object_id": "<handler>"}),
     "getHandlers": (
         lambda c, _i: c.getHandlers(FILTERS, page=3, pageSize=10),
-        f"{H_SELECT} {H_FILTERS} ORDER BY handler.create_time DESC, handler.handler_id "
-        f"{PAGE_3_OF_10}",
-        {**FILTER_PARAMS, "handler_id_1_1": "i1", "handler_id_1_2": "i2"}),
+        f"{H_SELECT} {H_FILTERS} ORDER BY handler.create_time DESC, handler.handler_id {PAGE}",
+        {**FILTER_PARAMS, "is_dynamic": 1, "page_offset": 20, "page_limit": 10}),
     "getHandlers-static": (
         lambda c, _i: c.getHandlers(ListFilters(is_dynamic=False)),
-        f"{H_SELECT} WHERE handler.is_dynamic = 0 ORDER BY handler.create_time DESC, "
-        "handler.handler_id OFFSET 0 ROWS FETCH FIRST 10 ROWS ONLY", {}),
+        f"{H_SELECT} WHERE handler.is_dynamic = :is_dynamic ORDER BY handler.create_time DESC, "
+        f"handler.handler_id {PAGE}", {"is_dynamic": 0, "page_offset": 0, "page_limit": 10}),
     "getHandlersCount": (
         lambda c, _i: c.getHandlersCount(FILTERS),
-        f"SELECT count(*) AS count_1 FROM handler {H_FILTERS}",
-        {**FILTER_PARAMS, "handler_id_1_1": "i1", "handler_id_1_2": "i2"}),
+        f"SELECT count(*) AS total FROM handler {H_FILTERS}", {**FILTER_PARAMS, "is_dynamic": 1}),
     "doesHandlerExist": (
         lambda c, i: c.doesHandlerExist(i["handler"], ACC),
         f"SELECT handler.handler_id FROM handler {H_BY_ID}", H_IDS),
@@ -324,10 +345,9 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
     "getVerifiers": (
         lambda c, _i: c.getVerifiers(FILTERS, page=2, pageSize=5),  # is_dynamic: handlers only
         f"{V_SELECT} {V_FILTERS} ORDER BY verifier.create_time DESC, verifier.verifier_id "
-        "OFFSET 5 ROWS FETCH FIRST 5 ROWS ONLY",
-        {**FILTER_PARAMS, "verifier_id_1_1": "i1", "verifier_id_1_2": "i2"}),
+        f"{PAGE}", {**FILTER_PARAMS, "page_offset": 5, "page_limit": 5}),
     "getVerifierCount": (
-        lambda c, _i: c.getVerifierCount(ListFilters()), "SELECT count(*) AS count_1 FROM verifier",
+        lambda c, _i: c.getVerifierCount(ListFilters()), "SELECT count(*) AS total FROM verifier",
         {}),
     "checkVerifier": (
         lambda c, i: c.checkVerifier(i["verifier"]),
@@ -351,21 +371,8 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 
 
 @pytest.fixture(scope="module")
-async def oracle_path(migrated_pool: HostPool) -> AsyncIterator[OracleCodePath]:
-    path = OracleCodePath(migrated_pool)
-    run = Prepared.rows
-
-    # Fixed-shape statements go to asyncpg directly on PostgreSQL, past before_execute:
-    # record the Oracle form of the statement each one runs, with its parameters.
-    async def recording(prepared: Prepared, conn: AsyncConnection,
-                        params: Mapping[str, Any]) -> Sequence[Row]:
-        path.executed.append((prepared.statement("oracle"), dict(params)))
-        return await run(prepared, conn, params)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Prepared, "rows", recording)
-        yield path
-    await path.close()
+async def oracle_path(migrated_pool: HostPool) -> OracleCodePath:
+    return OracleCodePath(migrated_pool)
 
 
 @pytest.fixture(scope="module")
@@ -377,17 +384,18 @@ async def ids(oracle_path: OracleCodePath) -> dict[str, str]:
 
 
 async def run_one(path: OracleCodePath, call: Call, ids: dict[str, str]
-                  ) -> tuple[SQLCompiler, dict[str, Any]]:
-    """Run one DB-context call; compile the one statement it executed for Oracle, with the
-    parameters it was given."""
+                  ) -> tuple[SQLCompiler, str, dict[str, Any]]:
+    """Run one DB-context call; compile the one statement it executed for Oracle: the
+    compiled form, and its SQL and parameters as sent for the values it was given (with an
+    IN list expanded, as SQLAlchemy does at execution)."""
     path.executed.clear()
     await call(DBContext(path), ids)
     assert len(path.executed) == 1
-    executed = path.executed[0]
-    statement, given = executed if isinstance(executed, tuple) else (executed, None)
-    compiled = statement.compile(dialect=ORACLE, compile_kwargs={"render_postcompile": True})
+    statement, given = path.executed[0]
+    compiled = statement.compile(dialect=ORACLE)
     assert isinstance(compiled, SQLCompiler)
-    return compiled, dict(compiled.construct_params(given) if given else compiled.params)
+    state = compiled.construct_expanded_state(given)
+    return compiled, state.statement, dict(state.parameters)
 
 
 def placeholders(params: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
@@ -400,8 +408,8 @@ def placeholders(params: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
 async def test_context_statement_on_oracle(oracle_path: OracleCodePath, ids: dict[str, str],
                                            case: str) -> None:
     call, sql, params = CASES[case]
-    compiled, bound = await run_one(oracle_path, call, ids)
-    text = " ".join(str(compiled).split())
+    compiled, sql_sent, bound = await run_one(oracle_path, call, ids)
+    text = " ".join(sql_sent.split())
     assert text == sql
     assert placeholders(bound, ids) == params
     # A CLOB can be neither compared nor sorted (ORA-00932): policies only ever SET or SELECTed.
@@ -421,8 +429,8 @@ def input_sizes(compiled: SQLCompiler) -> dict[str, Any]:
     ("putHandler", {"v_policies": oracledb.DB_TYPE_NVARCHAR}),
     ("createVerifier", {"v_policies": oracledb.DB_TYPE_NVARCHAR, "v_version": int}),
     ("putVerifier", {"v_policies": oracledb.DB_TYPE_NVARCHAR, "version_1": int, "ret_0": int}),
-    ("getHandlers", {"create_time_1": oracledb.DB_TYPE_TIMESTAMP,
-                     "create_time_2": oracledb.DB_TYPE_TIMESTAMP}),
+    ("getHandlers", {"create_time__gte": oracledb.DB_TYPE_TIMESTAMP,
+                     "create_time__lt": oracledb.DB_TYPE_TIMESTAMP}),
 ])
 async def test_bind_types(oracle_path: OracleCodePath, ids: dict[str, str], case: str,
                           expected: dict[str, Any]) -> None:
@@ -431,7 +439,7 @@ async def test_bind_types(oracle_path: OracleCodePath, ids: dict[str, str], case
     value over 32 KiB as a LONG-style bind, which Oracle takes for a CLOB column in INSERT
     VALUES and UPDATE SET, nowhere else: hence no comparison of policies). Times go as
     TIMESTAMP, not DATE, so the create_time index stays usable."""
-    compiled, _ = await run_one(oracle_path, CASES[case][0], ids)
+    compiled, _, _ = await run_one(oracle_path, CASES[case][0], ids)
     assert input_sizes(compiled) == expected
     assert not {oracledb.DB_TYPE_CLOB, oracledb.DB_TYPE_NCLOB} & set(
         input_sizes(compiled).values())
@@ -450,8 +458,8 @@ async def test_id_filter_stays_within_oracles_in_list_limit(oracle_path: OracleC
                                                             ids: dict[str, str]) -> None:
     # ORA-01795: at most 1000 expressions in a list; the API caps the ids filter to match.
     many = ListFilters(ids=[str(uuid.uuid4()) for _ in range(MAX_IDS)])
-    _, bound = await run_one(oracle_path, lambda c, _i: c.getHandlers(many), ids)
-    assert MAX_IDS <= 1000 and len(bound) == MAX_IDS
+    _, _, bound = await run_one(oracle_path, lambda c, _i: c.getHandlers(many), ids)
+    assert MAX_IDS <= 1000 and len([name for name in bound if name.startswith("ids_")]) == MAX_IDS
 
 
 def test_engine_hands_the_whole_target_to_oracledb() -> None:

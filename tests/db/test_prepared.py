@@ -21,8 +21,8 @@ SLEEP = Prepared(lambda _dialect: sa.select(sa.func.pg_sleep(sa.bindparam("secon
 async def test_binds_fixed_values_and_conversions(pg_cluster: PgCluster) -> None:
     pool = host_pool(pg_cluster, "postgres", pool_size=1)
     try:
-        async with pool.read() as conn:
-            rows = await ECHO.rows(conn, {"text": "é'; --", "flag": True})
+        async with pool.read() as session:
+            rows = await session.rows(ECHO, {"text": "é'; --", "flag": True})
         assert [dict(row) for row in rows] == [{"text": "é'; --", "flag": True, "fixed": "fixed"}]
         sql, binds, fixed = ECHO.compiled(pool.engine.dialect)
         assert [name for name, _ in binds] == ["text", "flag", "param_1"]
@@ -39,8 +39,8 @@ async def test_a_cancelled_statement_does_not_poison_the_pool(pg_cluster: PgClus
     try:
 
         async def sleep() -> None:
-            async with pool.read() as conn:
-                await SLEEP.rows(conn, {"seconds": 5})
+            async with pool.read() as session:
+                await session.rows(SLEEP, {"seconds": 5})
 
         task = asyncio.create_task(sleep())
         await asyncio.sleep(0.2)
