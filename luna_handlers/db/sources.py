@@ -4,11 +4,11 @@ A :class:`Source` holds every connection to ONE host (the failover manager decid
 lends them out as :class:`Session` objects, which run :class:`~luna_handlers.db.prepared.Prepared`
 statements:
 
-* PostgreSQL, :class:`AsyncpgSource`: an asyncpg pool; statements are compiled by SQLAlchemy
-  once and run on asyncpg directly. A request then costs one pool checkout and one round
-  trip: no SQLAlchemy pool, no greenlet hops, and no reset query when a connection comes back
-  (asyncpg's default sends one, a second round trip per request). Nothing needs resetting:
-  every statement commits by itself and none changes session state.
+* PostgreSQL, :class:`AsyncpgSource`: a minimal pool of asyncpg connections; statements are
+  compiled by SQLAlchemy once and run on asyncpg directly. A request then costs a list pop
+  and one round trip: no SQLAlchemy pool or greenlet hops, and no reset query when a
+  connection comes back (asyncpg's own pool sends one, a second round trip per request).
+  Nothing needs resetting: every statement commits by itself and none changes session state.
 * Oracle, :class:`EngineSource`: the SQLAlchemy engine's own pool, statements executed
   through SQLAlchemy (python-oracledb).
 
@@ -38,7 +38,8 @@ from luna_handlers.db.prepared import Prepared, Row
 
 
 class PoolBusy(Exception):
-    """Every connection of the pool stayed in use for the whole acquire timeout."""
+    """No connection can be lent: all stayed in use for the acquire timeout, or the pool was
+    closed (a retired pool; the next request gets the new one)."""
 
 
 class Session(Protocol):
@@ -80,16 +81,12 @@ class Source(Protocol):
         ...
 
 
-async def _keep_session(_conn: asyncpg.Connection) -> None:
-    """asyncpg's ``reset`` hook: nothing to reset (see the module docstring)."""
-
-
 class PgSession:
     """A connection of an :class:`AsyncpgSource`."""
 
     __slots__ = ("_conn", "_source")
 
-    def __init__(self, source: AsyncpgSource, conn: Any) -> None:
+    def __init__(self, source: AsyncpgSource, conn: asyncpg.Connection) -> None:
         self._source = source
         self._conn = conn
 
@@ -100,64 +97,77 @@ class PgSession:
         return records
 
     async def release(self) -> None:
-        """Back to the pool; after :meth:`discard`, the pool has taken it back already."""
-        try:
-            await self._source.pool.release(self._conn)
-        finally:
-            self._source.free.release()
+        """Back to the pool (a closed connection is dropped there)."""
+        self._source.give_back(self._conn)
 
     async def discard(self) -> None:
-        """Abort the socket; the pool replaces the connection at its next checkout."""
+        """Abort the socket; the pool opens a new connection when one is next needed."""
         with contextlib.suppress(Exception):  # the connection may already be gone
             self._conn.terminate()
 
 
 class AsyncpgSource:
-    """An asyncpg pool on one host, of fixed maximum size, opened lazily or by :meth:`warm`.
+    """Up to ``size`` asyncpg connections to one host, opened on demand or by :meth:`warm`.
 
-    ``connect_args`` are asyncpg's ``connect()`` arguments for that host. ``acquire_timeout``
-    bounds the wait for a free connection; a connect has its own timeout.
+    Deliberately small: a stack of idle connections and a semaphore of free places. A
+    connection comes back as it is (no reset query), is reused while open, and is replaced
+    when it was closed; nothing runs in the background, so a dead host is never knocked on
+    between requests. ``connect_args`` are asyncpg's ``connect()`` arguments for that host
+    (their ``timeout`` bounds each connect); ``acquire_timeout`` bounds the wait for a free
+    place, so that it is told apart from a slow connect (a host failure).
     """
 
     def __init__(self, engine: AsyncEngine, size: int, acquire_timeout: float,
                  connect_args: Mapping[str, Any]) -> None:
         self.engine = engine
         self.dialect: Dialect = engine.dialect
-        self.free = asyncio.Semaphore(size)
+        self._free = asyncio.Semaphore(size)
+        self._idle: list[asyncpg.Connection] = []
+        self._open: set[asyncpg.Connection] = set()
         self._acquire_timeout = acquire_timeout
-        # min_size=0: connections open on demand or in warm(), never by a background task
-        # that would keep knocking on a dead host; max_inactive_connection_lifetime=0: an
-        # idle connection stays open (a reconnect would land on a request).
-        self.pool = asyncpg.create_pool(
-            min_size=0, max_size=size, reset=_keep_session, max_inactive_connection_lifetime=0,
-            loop=asyncio.get_running_loop(), **connect_args)
-        self._started = False
-
-    async def _start(self) -> None:
-        # With min_size=0 the pool's initialisation opens nothing: it never waits on a host.
-        await self.pool
-        self._started = True
+        self._connect_args = dict(connect_args)
+        self._closed = False
 
     async def acquire(self) -> Session:
-        """A session on a free connection; :class:`PoolBusy` after ``acquire_timeout``."""
-        if not self._started:
-            await self._start()
-        # The semaphore counts free connections, so that waiting for one (PoolBusy) is told
-        # apart from a slow connect to the host (the driver's own timeout, a host failure).
+        """A session on an idle or new connection; :class:`PoolBusy` after
+        ``acquire_timeout`` without a free place."""
+        if self._closed:
+            raise PoolBusy
+        if self._free.locked():
+            try:
+                async with asyncio.timeout(self._acquire_timeout):
+                    await self._free.acquire()
+            except TimeoutError:
+                raise PoolBusy from None
+        else:
+            await self._free.acquire()  # returns at once: a place is free
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return PgSession(self, conn)
+            self._open.discard(conn)
         try:
-            async with asyncio.timeout(self._acquire_timeout):
-                await self.free.acquire()
-        except TimeoutError:
-            raise PoolBusy from None
-        try:
-            conn = await self.pool.acquire()
+            conn = await asyncpg.connect(**self._connect_args)
         except BaseException:
-            self.free.release()
+            self._free.release()
             raise
+        self._open.add(conn)
+        if self._closed:  # closed while connecting: nobody may use it
+            self.give_back(conn)
+            raise PoolBusy
         return PgSession(self, conn)
 
+    def give_back(self, conn: asyncpg.Connection) -> None:
+        """Return a lent connection: idle again, or dropped when closed (or the pool is)."""
+        if conn.is_closed() or self._closed:
+            conn.terminate()  # no-op when closed; a closed pool's stragglers are cut
+            self._open.discard(conn)
+        else:
+            self._idle.append(conn)
+        self._free.release()
+
     async def warm(self, size: int) -> None:
-        """Open ``size`` connections at once and put them back into the pool."""
+        """Open ``size`` connections at once and put them back as idle."""
         sessions = await asyncio.gather(*(self.acquire() for _ in range(size)),
                                         return_exceptions=True)
         for session in sessions:
@@ -168,14 +178,20 @@ class AsyncpgSource:
                 raise session
 
     def terminate_all(self) -> None:
-        """Abort every connection of the pool (a pool never started has none)."""
-        if self._started:
-            self.pool.terminate()
+        """Abort every connection, idle or lent out."""
+        for conn in list(self._open):
+            conn.terminate()
+        self._open.clear()
+        self._idle.clear()
 
     async def close(self) -> None:
-        """Close the pool (it waits for the connections in use) and the engine."""
-        if self._started:
-            await self.pool.close()
+        """Close the idle connections gracefully; those still lent out are aborted when
+        they come back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        # Still in _open meanwhile: a close that overruns is cut by terminate_all().
+        await asyncio.gather(*(conn.close() for conn in idle), return_exceptions=True)
+        self._open.difference_update(idle)
         await self.engine.dispose()
 
 
