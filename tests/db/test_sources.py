@@ -110,3 +110,22 @@ async def test_close_cuts_lent_connections_when_they_come_back(pg_cluster: PgClu
             break
         await asyncio.sleep(0.05)
     assert connected() == "0"
+
+
+async def test_a_waiter_cancelled_after_the_handover_passes_its_place_on(
+        pg_cluster: PgCluster) -> None:
+    pool = host_pool(pg_cluster, "postgres", pool_size=1)
+    source = pool.source
+    try:
+        held = await source.acquire()
+        waiting = asyncio.create_task(source.acquire())
+        await asyncio.sleep(0.05)  # queued
+        await held.release()  # the place goes to the waiter...
+        waiting.cancel()  # ...which is cancelled before it runs again
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        async with asyncio.timeout(1):  # the place was not lost with it
+            again = await source.acquire()
+        await again.release()
+    finally:
+        await pool.close()
