@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from luna_handlers.app.cache import HandlerCache
+from luna_handlers.app.middleware import header
 from luna_handlers.app.params import canonical_uuid
 from luna_handlers.app.serialize import ORJSONResponse
 from luna_handlers.config import Settings
@@ -26,6 +27,7 @@ from luna_handlers.errors import (
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 ACCOUNT_HEADER = "Luna-Account-Id"
+_ACCOUNT_KEY = ACCOUNT_HEADER.lower().encode("latin-1")
 JSON_MEDIA_TYPE = "application/json"
 
 
@@ -46,10 +48,11 @@ def settings(request: Request) -> Settings:
 
 def account(request: Request) -> str | None:
     """The ``Luna-Account-Id`` header as a canonical UUID, or None (an unscoped read)."""
-    value = request.headers.get(ACCOUNT_HEADER)
+    # From the raw ASGI list, decoded as Starlette does: no Headers object per request.
+    value = header(request.scope, _ACCOUNT_KEY)
     if value is None:
         return None
-    canonical = canonical_uuid(value)
+    canonical = canonical_uuid(value.decode("latin-1"))
     if canonical is None:
         raise BadAccountId()
     return canonical
@@ -82,9 +85,7 @@ def created(prefix: str, key: str, object_id: str) -> Response:
                           headers={"Location": url})
 
 
-def _is_json(content_type: str | None) -> bool:
-    if content_type is None:
-        return False
+def _is_json(content_type: str) -> bool:
     media_type = content_type.partition(";")[0].strip().lower()
     return media_type == JSON_MEDIA_TYPE
 
@@ -92,12 +93,13 @@ def _is_json(content_type: str | None) -> bool:
 async def read_json(request: Request) -> object:
     """The decoded JSON body, within the size limit (``Content-Length`` and streamed bytes)."""
     limit = settings(request).api.max_body_size
-    declared = request.headers.get("content-length")
+    declared = header(request.scope, b"content-length")
     # Refuse before reading a byte when the client announces too much.
     if declared is not None and declared.isascii() and declared.isdigit() \
             and int(declared) > limit:
         raise PayloadTooLarge(limit)
-    if not _is_json(request.headers.get("content-type")):
+    content_type = header(request.scope, b"content-type")
+    if content_type is None or not _is_json(content_type.decode("latin-1")):
         raise BadContentType(f"Bad content type: expected '{JSON_MEDIA_TYPE}'")
     chunks: list[bytes] = []
     size = 0
