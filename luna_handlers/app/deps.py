@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from luna_handlers.app.cache import HandlerCache
@@ -103,12 +103,21 @@ async def read_json(request: Request) -> object:
         raise BadContentType(f"Bad content type: expected '{JSON_MEDIA_TYPE}'")
     chunks: list[bytes] = []
     size = 0
-    # Content-Length can be absent (chunked) or wrong: count what actually arrives.
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(limit)
-        chunks.append(chunk)
+    # Straight from ``receive``, as Request.stream() reads it but without an async generator
+    # (the event loop registers every one in a WeakSet). Content-Length can be absent
+    # (chunked) or wrong: count what actually arrives.
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
     try:
         return orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError:
