@@ -12,7 +12,7 @@ from starlette.responses import Response
 from luna_handlers.app.cache import HandlerCache
 from luna_handlers.app.middleware import header
 from luna_handlers.app.params import canonical_uuid
-from luna_handlers.app.serialize import ORJSONResponse
+from luna_handlers.app.serialize import RawResponse
 from luna_handlers.config import Settings
 from luna_handlers.db.context import DBContext
 from luna_handlers.errors import (
@@ -81,8 +81,12 @@ def path_id(request: Request, name: str, not_found: Callable[[str], LunaError]) 
 def created(prefix: str, key: str, object_id: str) -> Response:
     """201 with ``{key: id, "url": ...}`` and a ``Location`` header."""
     url = f"{prefix}/{object_id}"
-    return ORJSONResponse({key: object_id, "url": url}, status_code=201,
-                          headers={"Location": url})
+    body = orjson.dumps({key: object_id, "url": url})
+    # What ORJSONResponse(..., headers={"Location": url}) sends, in its order, without
+    # Starlette encoding the header dict and scanning it for the content headers.
+    return RawResponse(body, [(b"location", url.encode("latin-1")),
+                              (b"content-length", str(len(body)).encode()),
+                              (b"content-type", b"application/json")], 201)
 
 
 def _is_json(content_type: str) -> bool:

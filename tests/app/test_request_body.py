@@ -1,4 +1,4 @@
-"""Reading JSON bodies and request headers, driven with raw ASGI messages."""
+"""Reading JSON bodies and request headers (raw ASGI messages), and the 201 answer."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.types import Message
 
 from luna_handlers.app import deps
 from luna_handlers.app.application import create_app
+from luna_handlers.app.serialize import ORJSONResponse
 from luna_handlers.db.database import Database
 from luna_handlers.db.hostpool import HostPool
 from luna_handlers.errors import BadAccountId, BadContentType, PayloadTooLarge
@@ -143,3 +144,13 @@ async def test_a_client_gone_while_sending_gets_no_answer(
             handler_id = created.json()["handler_id"]
             got = await http.get(f"/1/handlers/{handler_id}")
             assert orjson.loads(got.content)["description"] == "sent in chunks"
+
+
+def test_created_sends_what_a_json_response_with_location_sends() -> None:
+    handler_id = "5f0e9c2a-7b1d-4c3e-8a9f-0123456789ab"
+    url = f"/1/handlers/{handler_id}"
+    response = deps.created("/1/handlers", "handler_id", handler_id)
+    expected = ORJSONResponse({"handler_id": handler_id, "url": url}, status_code=201,
+                              headers={"Location": url})
+    assert (response.status_code, response.body, response.raw_headers) == (
+        expected.status_code, expected.body, expected.raw_headers)
