@@ -3,18 +3,19 @@
 A list page (GET /1/handlers, GET /1/verifiers) renders every item, and rendering an item means
 filling the defaults into its stored policies (a pydantic validate and dump of ~2.7 KB of
 JSON): most of the CPU of a page. A :class:`RenderMemo` keeps the rendered JSON of each item by
-object id, with the record it was rendered from, and reuses it only for the same record:
+object id, with what it was rendered from, and reuses it only for the same record:
 
-* A hit needs the record read now to equal the kept one (frozen dataclasses: every field,
-  policies included) AND its policies to encode to the same JSON. The second test is needed
-  because ``==`` holds for ``0.0`` and ``-0.0`` or ``1`` and ``true``, which render differently
-  (``-0.0``) or not at all (``true`` is a corrupted flag). So a hit never relies on timestamps
-  changing with every write, and nothing needs invalidating: a change made through any
-  instance is in the record the page reads.
+* A hit needs every field of the record read now to equal the kept one, the policies compared
+  by their JSON encoding. That is stricter than ``==``, which holds for ``0.0`` and ``-0.0``
+  or ``1`` and ``true``: they render differently (``-0.0``) or not at all (``true`` is a
+  corrupted flag). So a hit never relies on timestamps changing with every write, and nothing
+  needs invalidating: a change made through any instance is in the record the page reads.
 * Only successful renders are kept: a corrupted record raises its error on every request.
-* The memory is bounded: a memo keeps at most :data:`MEMO_BYTES` of JSON (the rendered item
-  plus the encoded policies), least recently used out first; the records kept for the
-  comparison take about as much again. An item larger than the whole budget is not kept.
+* An entry holds strings, numbers, timestamps and bytes, never the policies' object graph:
+  the garbage collector stops tracking such tuples, so a full memo adds nothing to its
+  collections (kept records made each full collection 2 ms longer).
+* The memory is bounded: a memo keeps at most :data:`MEMO_BYTES` of JSON (rendered items and
+  encoded policies), least recently used out first. An item larger than that is not kept.
 
 Everything runs on the event loop thread and nothing awaits, so no lock is needed.
 """
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any, Generic, TypeVar
 
 import orjson
 from starlette.responses import Response
@@ -35,24 +38,22 @@ from luna_handlers.db.context import HandlerRecord, VerifierRecord
 MEMO_BYTES = 8 * 1024 * 1024
 
 
-class _Record(Protocol):
-    @property
-    def policies(self) -> dict[str, Any] | None: ...
-
-
-R = TypeVar("R", bound=_Record)
+R = TypeVar("R", HandlerRecord, VerifierRecord)
 
 
 class RenderMemo(Generic[R]):
     """Rendered JSON of records by object id, reused while the record stays the same."""
 
-    def __init__(self, render: Callable[[R], dict[str, Any]], object_id: Callable[[R], str],
-                 max_bytes: int = MEMO_BYTES) -> None:
-        self._render = render
-        self._object_id = object_id
+    def __init__(self, record_type: type[R], id_field: str,
+                 render: Callable[[R], dict[str, Any]], max_bytes: int = MEMO_BYTES) -> None:
+        self._render: Callable[[R], dict[str, Any]] = render
+        self._object_id = attrgetter(id_field)
+        # every field but the policies, which are compared by their JSON
+        self._fields = attrgetter(*(field.name for field in fields(record_type)
+                                    if field.name != "policies"))
         self.max_bytes = max_bytes
-        # id -> (record, its encoded policies, its rendered JSON)
-        self._entries: OrderedDict[str, tuple[R, bytes, bytes]] = OrderedDict()
+        # id -> (the other fields, the encoded policies, the rendered JSON)
+        self._entries: OrderedDict[str, tuple[tuple[Any, ...], bytes, bytes]] = OrderedDict()
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -62,11 +63,12 @@ class RenderMemo(Generic[R]):
 
     def item(self, record: R) -> bytes:
         """The JSON of ``record`` (the render's errors propagate and nothing is kept)."""
-        key = self._object_id(record)
+        key: str = self._object_id(record)
+        others: tuple[Any, ...] = self._fields(record)
         policies = orjson.dumps(record.policies)
         known = self._entries.get(key)
         if known is not None:
-            if known[1] == policies and known[0] == record:
+            if known[1] == policies and known[0] == others:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return known[2]
@@ -76,10 +78,10 @@ class RenderMemo(Generic[R]):
         body = orjson.dumps(self._render(record))
         size = len(policies) + len(body)
         if size <= self.max_bytes:
-            self._entries[key] = (record, policies, body)
+            self._entries[key] = (others, policies, body)
             self._bytes += size
             while self._bytes > self.max_bytes:
-                _old, (_record, old_policies, old_body) = self._entries.popitem(last=False)
+                _old, (_others, old_policies, old_body) = self._entries.popitem(last=False)
                 self._bytes -= len(old_policies) + len(old_body)
         return body
 
@@ -89,15 +91,7 @@ class RenderMemo(Generic[R]):
         return Response(body, media_type="application/json")
 
 
-def _handler_id(record: HandlerRecord) -> str:
-    return record.handler_id
-
-
-def _verifier_id(record: VerifierRecord) -> str:
-    return record.verifier_id
-
-
 #: Items of GET /1/handlers pages.
-HANDLER_ITEMS: RenderMemo[HandlerRecord] = RenderMemo(handler_json, _handler_id)
+HANDLER_ITEMS = RenderMemo(HandlerRecord, "handler_id", handler_json)
 #: Items of GET /1/verifiers pages.
-VERIFIER_ITEMS: RenderMemo[VerifierRecord] = RenderMemo(verifier_json, _verifier_id)
+VERIFIER_ITEMS = RenderMemo(VerifierRecord, "verifier_id", verifier_json)

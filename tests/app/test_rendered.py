@@ -36,7 +36,7 @@ def _record(policies: dict[str, Any] | None, **fields: Any) -> HandlerRecord:
 
 
 def _memo(max_bytes: int = 1 << 20) -> RenderMemo[HandlerRecord]:
-    return RenderMemo(handler_json, lambda record: record.handler_id, max_bytes)
+    return RenderMemo(HandlerRecord, "handler_id", handler_json, max_bytes)
 
 
 async def test_a_repeated_handler_page_is_the_page_rendered_whole(
@@ -146,6 +146,9 @@ def test_a_hit_needs_an_equal_record() -> None:
     assert (memo.hits, memo.misses) == (1, 1)
     assert memo.item(_record(POLICIES, description="other")) != body
     assert (memo.hits, memo.misses, len(memo)) == (1, 2, 1)
+    other = memo.item(_record({"detect_policy": {"detect_face": 0}}, description="other"))
+    assert b'"detect_face":0' in other
+    assert (memo.hits, memo.misses, len(memo)) == (1, 3, 1)
 
 
 def test_policies_equal_by_value_but_not_by_json_are_rendered_again() -> None:
