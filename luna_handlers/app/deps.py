@@ -6,12 +6,13 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from luna_handlers.app.cache import HandlerCache
+from luna_handlers.app.middleware import header
 from luna_handlers.app.params import canonical_uuid
-from luna_handlers.app.serialize import ORJSONResponse
+from luna_handlers.app.serialize import RawResponse
 from luna_handlers.config import Settings
 from luna_handlers.db.context import DBContext
 from luna_handlers.errors import (
@@ -26,6 +27,7 @@ from luna_handlers.errors import (
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 ACCOUNT_HEADER = "Luna-Account-Id"
+_ACCOUNT_KEY = ACCOUNT_HEADER.lower().encode("latin-1")
 JSON_MEDIA_TYPE = "application/json"
 
 
@@ -46,10 +48,11 @@ def settings(request: Request) -> Settings:
 
 def account(request: Request) -> str | None:
     """The ``Luna-Account-Id`` header as a canonical UUID, or None (an unscoped read)."""
-    value = request.headers.get(ACCOUNT_HEADER)
+    # From the raw ASGI list, decoded as Starlette does: no Headers object per request.
+    value = header(request.scope, _ACCOUNT_KEY)
     if value is None:
         return None
-    canonical = canonical_uuid(value)
+    canonical = canonical_uuid(value.decode("latin-1"))
     if canonical is None:
         raise BadAccountId()
     return canonical
@@ -78,13 +81,15 @@ def path_id(request: Request, name: str, not_found: Callable[[str], LunaError]) 
 def created(prefix: str, key: str, object_id: str) -> Response:
     """201 with ``{key: id, "url": ...}`` and a ``Location`` header."""
     url = f"{prefix}/{object_id}"
-    return ORJSONResponse({key: object_id, "url": url}, status_code=201,
-                          headers={"Location": url})
+    body = orjson.dumps({key: object_id, "url": url})
+    # What ORJSONResponse(..., headers={"Location": url}) sends, in its order, without
+    # Starlette encoding the header dict and scanning it for the content headers.
+    return RawResponse(body, [(b"location", url.encode("latin-1")),
+                              (b"content-length", str(len(body)).encode()),
+                              (b"content-type", b"application/json")], 201)
 
 
-def _is_json(content_type: str | None) -> bool:
-    if content_type is None:
-        return False
+def _is_json(content_type: str) -> bool:
     media_type = content_type.partition(";")[0].strip().lower()
     return media_type == JSON_MEDIA_TYPE
 
@@ -92,21 +97,31 @@ def _is_json(content_type: str | None) -> bool:
 async def read_json(request: Request) -> object:
     """The decoded JSON body, within the size limit (``Content-Length`` and streamed bytes)."""
     limit = settings(request).api.max_body_size
-    declared = request.headers.get("content-length")
+    declared = header(request.scope, b"content-length")
     # Refuse before reading a byte when the client announces too much.
     if declared is not None and declared.isascii() and declared.isdigit() \
             and int(declared) > limit:
         raise PayloadTooLarge(limit)
-    if not _is_json(request.headers.get("content-type")):
+    content_type = header(request.scope, b"content-type")
+    if content_type is None or not _is_json(content_type.decode("latin-1")):
         raise BadContentType(f"Bad content type: expected '{JSON_MEDIA_TYPE}'")
     chunks: list[bytes] = []
     size = 0
-    # Content-Length can be absent (chunked) or wrong: count what actually arrives.
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(limit)
-        chunks.append(chunk)
+    # Straight from ``receive``, as Request.stream() reads it but without an async generator
+    # (the event loop registers every one in a WeakSet). Content-Length can be absent
+    # (chunked) or wrong: count what actually arrives.
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
     try:
         return orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError:

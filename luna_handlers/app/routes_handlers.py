@@ -17,6 +17,7 @@ from luna_handlers.app.params import (
     parse_query,
 )
 from luna_handlers.app.policies import parse_handler_body, parse_validator_body
+from luna_handlers.app.rendered import HANDLER_ITEMS
 from luna_handlers.app.serialize import ORJSONResponse, RawResponse, format_time, handler_json
 from luna_handlers.errors import HandlerNotFound
 
@@ -42,7 +43,7 @@ async def list_handlers(request: Request) -> Response:
     filters = list_filters(values, deps.account(request), "handler_ids")
     records = [] if filters is None else await deps.db(request).getHandlers(
         filters, values["page"], values["page_size"])
-    return ORJSONResponse({"handlers": [handler_json(record) for record in records]})
+    return HANDLER_ITEMS.page("handlers", records)
 
 
 async def count_handlers(request: Request) -> Response:
