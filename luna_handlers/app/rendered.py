@@ -6,16 +6,16 @@ JSON): most of the CPU of a page. A :class:`RenderMemo` keeps the rendered JSON 
 object id, with what it was rendered from, and reuses it only for the same record:
 
 * A hit needs every field of the record read now to equal the kept one, the policies compared
-  by their JSON encoding. That is stricter than ``==``, which holds for ``0.0`` and ``-0.0``
-  or ``1`` and ``true``: they render differently (``-0.0``) or not at all (``true`` is a
-  corrupted flag). So a hit never relies on timestamps changing with every write, and nothing
-  needs invalidating: a change made through any instance is in the record the page reads.
+  as the text stored in the database (never decoded on a hit). Rendering is a function of
+  exactly those values, so a hit never relies on timestamps changing with every write, and
+  nothing needs invalidating: a change made through any instance is in the record the page
+  reads.
 * Only successful renders are kept: a corrupted record raises its error on every request.
-* An entry holds strings, numbers, timestamps and bytes, never the policies' object graph:
-  the garbage collector stops tracking such tuples, so a full memo adds nothing to its
-  collections (kept records made each full collection 2 ms longer).
+* An entry holds strings, numbers, timestamps and bytes, never an object graph: the garbage
+  collector stops tracking such tuples, so a full memo adds nothing to its collections (kept
+  records made each full collection 2 ms longer).
 * The memory is bounded: a memo keeps at most :data:`MEMO_BYTES` of JSON (rendered items and
-  encoded policies), least recently used out first. An item larger than that is not kept.
+  stored policies), least recently used out first. An item larger than that is not kept.
 
 Everything runs on the event loop thread and nothing awaits, so no lock is needed.
 """
@@ -48,12 +48,10 @@ class RenderMemo(Generic[R]):
                  render: Callable[[R], dict[str, Any]], max_bytes: int = MEMO_BYTES) -> None:
         self._render: Callable[[R], dict[str, Any]] = render
         self._object_id = attrgetter(id_field)
-        # every field but the policies, which are compared by their JSON
-        self._fields = attrgetter(*(field.name for field in fields(record_type)
-                                    if field.name != "policies"))
+        self._fields = attrgetter(*(field.name for field in fields(record_type)))
         self.max_bytes = max_bytes
-        # id -> (the other fields, the encoded policies, the rendered JSON)
-        self._entries: OrderedDict[str, tuple[tuple[Any, ...], bytes, bytes]] = OrderedDict()
+        # id -> (the record's fields, the rendered JSON, the bytes both take)
+        self._entries: OrderedDict[str, tuple[tuple[Any, ...], bytes, int]] = OrderedDict()
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -64,25 +62,24 @@ class RenderMemo(Generic[R]):
     def item(self, record: R) -> bytes:
         """The JSON of ``record`` (the render's errors propagate and nothing is kept)."""
         key: str = self._object_id(record)
-        others: tuple[Any, ...] = self._fields(record)
-        policies = orjson.dumps(record.policies)
+        values: tuple[Any, ...] = self._fields(record)
         known = self._entries.get(key)
         if known is not None:
-            if known[1] == policies and known[0] == others:
+            if known[0] == values:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return known[2]
+                return known[1]
             del self._entries[key]
-            self._bytes -= len(known[1]) + len(known[2])
+            self._bytes -= known[2]
         self.misses += 1
         body = orjson.dumps(self._render(record))
-        size = len(policies) + len(body)
+        size = len(record.policies_json or "") + len(body)
         if size <= self.max_bytes:
-            self._entries[key] = (others, policies, body)
+            self._entries[key] = (values, body, size)
             self._bytes += size
             while self._bytes > self.max_bytes:
-                _old, (_others, old_policies, old_body) = self._entries.popitem(last=False)
-                self._bytes -= len(old_policies) + len(old_body)
+                _old, (_values, _body, old_size) = self._entries.popitem(last=False)
+                self._bytes -= old_size
         return body
 
     def page(self, key: str, records: Iterable[R]) -> Response:

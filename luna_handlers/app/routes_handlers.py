@@ -109,9 +109,8 @@ async def get_handler(request: Request) -> Response:
     if found is None:
         raise HandlerNotFound(handler_id)
     body = orjson.dumps(handler_json(found))
-    # The body says it all; without the policies' object graph, a full cache does not make
-    # every garbage collection walk millions of objects (tail latency of every request).
-    cache.put(replace(found, policies=None), token, body)
+    # The body says it all: the stored policies need not be kept a second time.
+    cache.put(replace(found, policies_json=None), token, body)
     if account is not None and found.account_id != account:
         raise HandlerNotFound(handler_id)
     return RawResponse(body, _handler_headers(b"miss", format_time(found.last_update_time),

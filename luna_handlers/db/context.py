@@ -30,28 +30,51 @@ VERIFIER: sa.Table = Verifier.__table__  # type: ignore[assignment]
 
 @dataclass(frozen=True)
 class HandlerRecord:
-    """A handler as stored; ``policies`` is None for dynamic handlers."""
+    """A handler as stored; ``policies_json`` (the stored text) is None for dynamic handlers.
+
+    The policies are decoded on access, not on read: a list page whose items are already
+    rendered (:mod:`luna_handlers.app.rendered`) compares the stored text and never decodes it.
+    """
 
     handler_id: str
     account_id: str
     description: str
     is_dynamic: bool
-    policies: dict[str, Any] | None
+    policies_json: str | None
     create_time: datetime
     last_update_time: datetime
+
+    @property
+    def policies(self) -> dict[str, Any] | None:
+        """The stored policies, decoded; ``HandlerCorrupted`` when the text is not JSON."""
+        return None if self.policies_json is None else _load(
+            self.policies_json, HandlerCorrupted(self.handler_id))
 
 
 @dataclass(frozen=True)
 class VerifierRecord:
-    """A verifier as stored."""
+    """A verifier as stored (``policies_json``: the stored text, decoded on access)."""
 
     verifier_id: str
     account_id: str
     description: str
-    policies: dict[str, Any]
+    policies_json: str
     version: int
     create_time: datetime
     last_update_time: datetime
+
+    @property
+    def policies(self) -> dict[str, Any]:
+        """The stored policies, decoded; ``VerifierCorrupted`` when the text is not JSON."""
+        policies: dict[str, Any] = _load(self.policies_json, VerifierCorrupted(self.verifier_id))
+        return policies
+
+
+def _load(text: str, corrupted: Exception) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise corrupted from None
 
 
 @dataclass(frozen=True)
@@ -230,26 +253,19 @@ def _by_id(object_id: str, account_id: str | None) -> dict[str, Any]:
 
 
 def _handler(row: Row) -> HandlerRecord:
-    try:
-        policies = None if row["policies"] is None else orjson.loads(row["policies"])
-    except orjson.JSONDecodeError:
-        raise HandlerCorrupted(row["handler_id"]) from None
     return HandlerRecord(
         handler_id=row["handler_id"], account_id=row["account_id"],
         description=row["description"] or "", is_dynamic=bool(row["is_dynamic"]),
-        policies=policies, create_time=row["create_time"],
+        policies_json=row["policies"], create_time=row["create_time"],
         last_update_time=row["last_update_time"],
     )
 
 
 def _verifier(row: Row) -> VerifierRecord:
-    try:
-        policies = orjson.loads(row["policies"] or "{}")
-    except orjson.JSONDecodeError:
-        raise VerifierCorrupted(row["verifier_id"]) from None
     return VerifierRecord(
         verifier_id=row["verifier_id"], account_id=row["account_id"],
-        description=row["description"] or "", policies=policies,
+        # Oracle stores '' as NULL.
+        description=row["description"] or "", policies_json=row["policies"] or "{}",
         version=row["version"], create_time=row["create_time"],
         last_update_time=row["last_update_time"],
     )

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 
@@ -35,7 +36,8 @@ class Health:
 def record(handler_id: str, description: str = "") -> HandlerRecord:
     now = datetime(2026, 1, 1)
     return HandlerRecord(handler_id=handler_id, account_id="a", description=description,
-                         is_dynamic=False, policies=POLICIES, create_time=now,
+                         is_dynamic=False, policies_json=orjson.dumps(POLICIES).decode(),
+                         create_time=now,
                          last_update_time=now)
 
 

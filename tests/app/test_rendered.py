@@ -29,7 +29,8 @@ MOMENT = datetime(2024, 5, 1, 12, 0, 0, 123456)
 def _record(policies: dict[str, Any] | None, **fields: Any) -> HandlerRecord:
     values: dict[str, Any] = {
         "handler_id": "9b2c6a52-4a8e-4d4f-9c3b-2b1f2f0d7c11", "account_id": "a",
-        "description": "d", "is_dynamic": policies is None, "policies": policies,
+        "description": "d", "is_dynamic": policies is None,
+        "policies_json": None if policies is None else orjson.dumps(policies).decode(),
         "create_time": MOMENT, "last_update_time": MOMENT}
     values.update(fields)
     return HandlerRecord(**values)
