@@ -20,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luna_handlers.db.dialects import ErrorKind, oracle, postgresql
-from luna_handlers.db.sources import PoolBusy, Session, Source
+from luna_handlers.db.places import PoolBusy
+from luna_handlers.db.sources import Session, Source
 from luna_handlers.errors import DatabaseFailure, DatabaseOutcomeUnknown, DatabaseUnavailable
 
 logger = logging.getLogger("luna_handlers.db")

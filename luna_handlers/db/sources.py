@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -35,12 +34,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from luna_handlers.db.places import Places, PoolBusy
 from luna_handlers.db.prepared import Prepared, Row
-
-
-class PoolBusy(Exception):
-    """No connection can be lent: all stayed in use for the acquire timeout, or the pool was
-    closed (a retired pool; the next request gets the new one)."""
 
 
 class Session(Protocol):
@@ -107,15 +102,10 @@ class PgSession:
             self._conn.terminate()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(PoolBusy())
-
-
 class AsyncpgSource:
     """Up to ``size`` asyncpg connections to one host, opened on demand or by :meth:`warm`.
 
-    Deliberately small: a stack of idle connections and a count of free places. A
+    Deliberately small: a stack of idle connections and the free :class:`Places`. A
     connection comes back as it is (no reset query), is reused while open, and is replaced
     when it was closed; nothing runs in the background, so a dead host is never knocked on
     between requests. ``connect_args`` are asyncpg's ``connect()`` arguments for that host
@@ -127,11 +117,9 @@ class AsyncpgSource:
                  connect_args: Mapping[str, Any]) -> None:
         self.engine = engine
         self.dialect: Dialect = engine.dialect
-        self._places = size  # free places: connections that may be lent now, open or not
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._places = Places(size, acquire_timeout)  # connections to lend, open or not
         self._idle: list[asyncpg.Connection] = []
         self._open: set[asyncpg.Connection] = set()
-        self._acquire_timeout = acquire_timeout
         self._connect_args = dict(connect_args)
         self._closed = False
 
@@ -140,10 +128,7 @@ class AsyncpgSource:
         ``acquire_timeout`` without a free place."""
         if self._closed:
             raise PoolBusy
-        if self._places > 0 and not self._waiters:
-            self._places -= 1
-        else:
-            await self._wait_for_place()
+        await self._places.take()
         while self._idle:
             conn = self._idle.pop()
             if not conn.is_closed():
@@ -152,7 +137,7 @@ class AsyncpgSource:
         try:
             conn = await asyncpg.connect(**self._connect_args)
         except BaseException:
-            self._free_place()
+            self._places.give()
             raise
         self._open.add(conn)
         if self._closed:  # closed while connecting: nobody may use it
@@ -167,33 +152,7 @@ class AsyncpgSource:
             self._open.discard(conn)
         else:
             self._idle.append(conn)
-        self._free_place()
-
-    async def _wait_for_place(self) -> None:
-        # A future per waiter and one timer, rather than asyncio.timeout around a semaphore:
-        # under load most requests wait here, and that was a sizeable part of their cost.
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        timer = loop.call_later(self._acquire_timeout, _expire, waiter)
-        try:
-            await waiter
-        except BaseException:
-            # Handed a place and cancelled before taking it: pass the place on.
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._free_place()
-            raise
-        finally:
-            timer.cancel()
-
-    def _free_place(self) -> None:
-        """A place came free: hand it to the first live waiter, or keep it."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._places += 1
+        self._places.give()
 
     async def warm(self, size: int) -> None:
         """Open ``size`` connections at once and put them back as idle."""

@@ -11,7 +11,7 @@ from luna_handlers.db.dialects import ErrorKind
 from luna_handlers.db.dsn import HostPort, parse_pg_dsn
 from luna_handlers.db.engine import pg_source
 from luna_handlers.db.hostpool import HostPool
-from luna_handlers.db.sources import PoolBusy
+from luna_handlers.db.places import PoolBusy
 from luna_handlers.errors import DatabaseUnavailable
 from luna_handlers.pgserver.cluster import PgCluster, free_port
 from tests.conftest import TEST_PASSWORD, TEST_USER, host_pool, new_database, run_sql
