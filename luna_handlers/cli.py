@@ -103,6 +103,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from luna_handlers.app.logging import configure_logging
+    from luna_handlers.app.metrics import shared_by_workers
     from luna_handlers.db.migrate import SchemaMismatch
     from luna_handlers.pgserver.embedded import EmbeddedError, start_embedded
     from luna_handlers.service import check_schema, migrate
@@ -140,10 +141,11 @@ def _serve(args: argparse.Namespace) -> None:
     # database below is stopped too and the exit status says "stopped as asked".
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        uvicorn.run("luna_handlers.service:create_service_app", factory=True,
-                    host=server.host, port=server.port, workers=server.workers,
-                    loop="uvloop", http="httptools", log_config=None, access_log=False,
-                    timeout_graceful_shutdown=10, server_header=False)
+        with shared_by_workers(server.workers):
+            uvicorn.run("luna_handlers.service:create_service_app", factory=True,
+                        host=server.host, port=server.port, workers=server.workers,
+                        loop="uvloop", http="httptools", log_config=None, access_log=False,
+                        timeout_graceful_shutdown=10, server_header=False)
     finally:
         if embedded is not None:
             logger.info("stopping the embedded PostgreSQL")

@@ -29,12 +29,14 @@ class Service:
         self.pg_port = free_port()
         self.proc: subprocess.Popen[str] | None = None
 
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LUNA_HANDLERS")}
+    def start(self, workers: int = 1) -> None:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LUNA_HANDLERS", "PROMETHEUS"))}
         env["EMBEDDED_POSTGRES__DATA_DIR"] = str(self.base / "embedded")
         env["EMBEDDED_POSTGRES__PORT"] = str(self.pg_port)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "luna_handlers", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "luna_handlers", "serve", "--port", str(self.port),
+             "--workers", str(workers)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -94,6 +96,31 @@ def test_serve_embedded_health_graceful_stop_and_restart(service: Service) -> No
     again = httpx.get(service.url(f"/1/handlers/{handler_id}"))
     assert again.status_code == 200
     assert again.json()["description"] == "survives restarts"
+    assert service.stop() == 0
+
+
+def series(text: str, name: str) -> dict[str, float]:
+    """The samples of one metric in a Prometheus text exposition, by their label text."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, _, value = line[len(name):].rpartition(" ")
+            found[labels] = float(value)
+    return found
+
+
+def test_metrics_of_every_worker_in_each_scrape(service: Service) -> None:
+    service.start(workers=2)
+    for _ in range(30):
+        assert httpx.get(service.url("/1/version")).status_code == 200
+    pids = set()
+    for _ in range(8):  # each a new connection: the workers take turns at random
+        text = httpx.get(service.url("/metrics")).text
+        counted = series(text, "luna_handlers_http_requests_total")
+        version = [value for labels, value in counted.items() if '"/1/version"' in labels]
+        assert version == [30.0]  # summed over the workers, whichever answered
+        pids |= set(series(text, "luna_handlers_db_pool_generation"))
+    assert len(pids) == 2  # one pool per worker, each labelled with its pid
     assert service.stop() == 0
 
 

@@ -225,6 +225,7 @@ def create_app(
             finally:
                 if feed is not None:
                     await feed.close()
+                metrics.worker_stopped()
 
     token = settings.api.token
     middleware = [Middleware(RequestMiddleware), Middleware(ErrorMiddleware)]

@@ -3,13 +3,37 @@
 Everything lives in prometheus_client's default ``REGISTRY`` so one scrape of ``/metrics``
 shows the whole process. The ``route`` label is the route template (``/1/handlers/{handler_id}``)
 or ``unmatched``, never the raw path: raw paths would make the label set unbounded.
+
+With several workers, a scrape reaches one of them at random; so ``serve`` runs them in
+prometheus_client's multiprocess mode (:func:`shared_by_workers`): each worker writes its
+values to files in one directory, and ``/metrics`` of any worker reads them all. Counters and
+histograms are summed over the workers; per-pool gauges get a ``pid`` label, since every
+worker has its own pool.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import Request
 from starlette.responses import Response
+
+#: prometheus_client's switch to multiprocess mode, read when a process first imports it.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 UNMATCHED_ROUTE = "unmatched"
 
@@ -50,6 +74,45 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
     children[1].observe(seconds)
 
 
+def _scraped_registry() -> CollectorRegistry:
+    if os.environ.get(MULTIPROCESS_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+_SCRAPED = _scraped_registry()
+
+
 async def metrics_endpoint(_request: Request) -> Response:
-    """GET /metrics: the Prometheus text exposition of the default registry."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    """GET /metrics: the Prometheus text exposition (of every worker, see the docstring)."""
+    return Response(generate_latest(_SCRAPED), media_type=CONTENT_TYPE_LATEST)
+
+
+@contextmanager
+def shared_by_workers(workers: int) -> Iterator[Path | None]:
+    """Run ``workers`` > 1 in multiprocess mode: yield the directory of their metric files
+    (None for one worker). A directory named by ``PROMETHEUS_MULTIPROC_DIR`` is used (its old
+    files removed, as prometheus_client requires); otherwise a fresh one, removed afterwards.
+    Must be entered before the workers start: they inherit the environment."""
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if workers <= 1 and not given:
+        yield None
+        return
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="luna-handlers-metrics-"))
+    for old in path.glob("*.db"):
+        old.unlink()
+    os.environ[MULTIPROCESS_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        if not given:
+            del os.environ[MULTIPROCESS_ENV]
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def worker_stopped() -> None:
+    """Drop this worker's live gauges from the shared files (multiprocess mode only)."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -7,13 +7,14 @@ closed sets (reasons, error kinds, configured hosts), never from error texts.
 
 from __future__ import annotations
 
-import contextlib
-
 from prometheus_client import Counter, Gauge
 
+# Every worker has its own pool: with several workers (multiprocess mode, see
+# luna_handlers.app.metrics) the gauges are per worker ("liveall": a pid label, live ones only).
 POOL_GENERATION = Gauge(
     "luna_handlers_db_pool_generation",
     "Generation of the active database pool: 1 at start, +1 per switch to another pool.",
+    multiprocess_mode="liveall",
 )
 POOL_SWITCHES = Counter(
     "luna_handlers_db_pool_switches_total",
@@ -22,8 +23,10 @@ POOL_SWITCHES = Counter(
 )
 ACTIVE_HOST = Gauge(
     "luna_handlers_db_active_host_info",
-    "1 for the host:port the pool uses now, with its role (primary or standby).",
+    "1 for the host:port the pool uses now, with its role (primary or standby); 0 for one "
+    "it used before.",
     ["host", "role"],
+    multiprocess_mode="liveall",
 )
 ERRORS = Counter(
     "luna_handlers_db_errors_total",
@@ -36,9 +39,9 @@ def set_active(host: str, role: str, generation: int,
                previous: tuple[str, str] | None = None) -> None:
     """Show ``host`` (``role``) as the active host at ``generation``; drop ``previous``."""
     if previous is not None and previous != (host, role):
-        # Removed rather than set to 0: exactly one series is 1, so a sum() alerts cleanly.
-        with contextlib.suppress(KeyError):
-            ACTIVE_HOST.remove(*previous)
+        # Set to 0, not removed: a removed series would live on in the files of multiprocess
+        # mode. Exactly one series per pool is 1, so a sum() still alerts cleanly.
+        ACTIVE_HOST.labels(*previous).set(0)
     ACTIVE_HOST.labels(host, role).set(1)
     POOL_GENERATION.set(generation)
 
@@ -46,8 +49,7 @@ def set_active(host: str, role: str, generation: int,
 def clear_active(previous: tuple[str, str] | None) -> None:
     """No active host any more (the database layer was closed)."""
     if previous is not None:
-        with contextlib.suppress(KeyError):
-            ACTIVE_HOST.remove(*previous)
+        ACTIVE_HOST.labels(*previous).set(0)
 
 
 def count_switch(reason: str) -> None:
