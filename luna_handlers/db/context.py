@@ -8,85 +8,25 @@ without it, there is no account restriction (root access).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from luna_handlers.db.database import Database
 from luna_handlers.db.handlers_db_tools.models.handlers_models import Handler, Verifier
+from luna_handlers.db.listing import COUNT, PAGE, filter_params, id_column
 from luna_handlers.db.notify import notify_after, supports_notifications
 from luna_handlers.db.prepared import Prepared, Row, Statement
+from luna_handlers.db.records import HandlerRecord, ListFilters, VerifierRecord
 from luna_handlers.db.sqltypes import utc_now
-from luna_handlers.errors import HandlerCorrupted, VerifierCorrupted
+
+# The records and filters are part of the DB-context API: importable from here too.
+__all__ = ["HANDLER", "VERIFIER", "DBContext", "HandlerRecord", "ListFilters", "VerifierRecord"]
 
 HANDLER: sa.Table = Handler.__table__  # type: ignore[assignment]  # declarative gives a Table
 VERIFIER: sa.Table = Verifier.__table__  # type: ignore[assignment]
-
-
-@dataclass(frozen=True)
-class HandlerRecord:
-    """A handler as stored; ``policies_json`` (the stored text) is None for dynamic handlers.
-
-    The policies are decoded on access, not on read: a list page whose items are already
-    rendered (:mod:`luna_handlers.app.rendered`) compares the stored text and never decodes it.
-    """
-
-    handler_id: str
-    account_id: str
-    description: str
-    is_dynamic: bool
-    policies_json: str | None
-    create_time: datetime
-    last_update_time: datetime
-
-    @property
-    def policies(self) -> dict[str, Any] | None:
-        """The stored policies, decoded; ``HandlerCorrupted`` when the text is not JSON."""
-        return None if self.policies_json is None else _load(
-            self.policies_json, HandlerCorrupted(self.handler_id))
-
-
-@dataclass(frozen=True)
-class VerifierRecord:
-    """A verifier as stored (``policies_json``: the stored text, decoded on access)."""
-
-    verifier_id: str
-    account_id: str
-    description: str
-    policies_json: str
-    version: int
-    create_time: datetime
-    last_update_time: datetime
-
-    @property
-    def policies(self) -> dict[str, Any]:
-        """The stored policies, decoded; ``VerifierCorrupted`` when the text is not JSON."""
-        policies: dict[str, Any] = _load(self.policies_json, VerifierCorrupted(self.verifier_id))
-        return policies
-
-
-def _load(text: str, corrupted: Exception) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise corrupted from None
-
-
-@dataclass(frozen=True)
-class ListFilters:
-    """Filters shared by the list and count methods; ``None`` means "any"."""
-
-    account_id: str | None = None
-    description: str | None = None  # substring, matched literally (% and _ are escaped)
-    ids: Sequence[str] | None = None
-    create_time__gte: datetime | None = None
-    create_time__lt: datetime | None = None
-    is_dynamic: bool | None = None  # handlers only
 
 
 def _new_id() -> str:
@@ -97,87 +37,8 @@ def _dump(policies: dict[str, Any] | None) -> str | None:
     return None if policies is None else orjson.dumps(policies).decode()
 
 
-def _like_contains(text: str) -> str:
-    """A LIKE pattern matching ``text`` literally anywhere (``/`` escapes, as ``ESCAPE '/'``)."""
-    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-    return f"%{escaped}%"
-
-
-def _in_ids(table: sa.Table, dialect_name: str) -> sa.ColumnElement[bool]:
-    if dialect_name == "postgresql":
-        # One array parameter: the statement keeps its shape whatever the number of ids.
-        return _key(table) == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.String)))
-    return _key(table).in_(sa.bindparam("ids", expanding=True))
-
-
-# The list filters, in a fixed order: (the clause on a table for a dialect, its bind value).
-FilterClause = Callable[[sa.Table, str], sa.ColumnElement[bool]]
-FILTERS: dict[str, tuple[FilterClause, Callable[[Any], Any]]] = {
-    "account_id": (lambda t, _d: t.c.account_id == sa.bindparam("account_id"), str),
-    "description": (lambda t, _d: t.c.description.like(sa.bindparam("description"),
-                                                       escape="/"), _like_contains),
-    "ids": (_in_ids, list),
-    "create_time__gte": (lambda t, _d: t.c.create_time >= sa.bindparam("create_time__gte"),
-                         lambda value: value),
-    "create_time__lt": (lambda t, _d: t.c.create_time < sa.bindparam("create_time__lt"),
-                        lambda value: value),
-    "is_dynamic": (lambda t, _d: t.c.is_dynamic == sa.bindparam("is_dynamic"), bool),
-}
-
-
-def _filter_params(table: sa.Table, filters: ListFilters) -> dict[str, Any]:
-    """The bind values of the filters in use; their names are the statement's shape."""
-    wanted = {
-        "account_id": filters.account_id,
-        # Empty means "any": Oracle stores '' as NULL, so filtering on it would differ.
-        "description": filters.description or None,
-        "ids": filters.ids,
-        "create_time__gte": filters.create_time__gte,
-        "create_time__lt": filters.create_time__lt,
-        "is_dynamic": filters.is_dynamic if "is_dynamic" in table.c else None,
-    }
-    return {name: FILTERS[name][1](value) for name, value in wanted.items()
-            if value is not None}
-
-
-def _where(table: sa.Table, shape: tuple[str, ...], dialect_name: str
-           ) -> list[sa.ColumnElement[bool]]:
-    return [FILTERS[name][0](table, dialect_name) for name in shape]
-
-
-def _page(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
-    return Prepared(lambda dialect: (
-        sa.select(table).where(*_where(table, shape, dialect))
-        # Newest first; the id breaks ties so that pages never overlap or skip.
-        .order_by(table.c.create_time.desc(), _key(table))
-        .limit(sa.bindparam("page_limit")).offset(sa.bindparam("page_offset"))))
-
-
-def _count(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
-    return Prepared(lambda dialect: sa.select(sa.func.count().label("total"))
-                    .select_from(table).where(*_where(table, shape, dialect)))
-
-
-class _ByShape:
-    """Fixed-shape statements made on demand, one per table and set of filters in use."""
-
-    def __init__(self, make: Callable[[sa.Table, tuple[str, ...]], Prepared]) -> None:
-        self._make = make
-        self._made: dict[tuple[str, tuple[str, ...]], Prepared] = {}
-
-    def __call__(self, table: sa.Table, shape: tuple[str, ...]) -> Prepared:
-        found = self._made.get((table.name, shape))
-        if found is None:
-            found = self._made[(table.name, shape)] = self._make(table, shape)
-        return found
-
-
-def _key(table: sa.Table) -> sa.Column[Any]:
-    return table.c[f"{table.name}_id"]
-
-
 def _match(table: sa.Table, scoped: bool) -> list[sa.ColumnElement[bool]]:
-    clauses = [_key(table) == sa.bindparam("object_id")]
+    clauses = [id_column(table) == sa.bindparam("object_id")]
     if scoped:
         clauses.append(table.c.account_id == sa.bindparam("account_id"))
     return clauses
@@ -187,8 +48,8 @@ def _changed(dml: sa.Update | sa.Delete, table: sa.Table, dialect_name: str) -> 
     """The statement returns one row per changed row; on PostgreSQL it also notifies the
     handler caches, in the same statement and so the same transaction: on commit only."""
     if table is HANDLER and supports_notifications(dialect_name):
-        return notify_after(dml, _key(table))
-    return dml.returning(_key(table))
+        return notify_after(dml, id_column(table))
+    return dml.returning(id_column(table))
 
 
 # Fixed-shape statements, one per (table, scoped): see luna_handlers.db.prepared.
@@ -197,7 +58,7 @@ def _get(table: sa.Table, scoped: bool) -> Prepared:
 
 
 def _exists(table: sa.Table, scoped: bool) -> Prepared:
-    return Prepared(lambda _dialect: sa.select(_key(table)).where(*_match(table, scoped)))
+    return Prepared(lambda _dialect: sa.select(id_column(table)).where(*_match(table, scoped)))
 
 
 def _delete(table: sa.Table, scoped: bool) -> Prepared:
@@ -241,8 +102,6 @@ INSERT_HANDLER = _insert(HANDLER, ("handler_id", "account_id", "description", "i
 INSERT_VERIFIER = _insert(VERIFIER, ("verifier_id", "account_id", "description", "policies",
                                      "version"))
 PING = Prepared(lambda _dialect: sa.select(sa.literal_column("1")))
-PAGE = _ByShape(_page)
-COUNT = _ByShape(_count)
 
 
 def _by_id(object_id: str, account_id: str | None) -> dict[str, Any]:
@@ -303,13 +162,13 @@ class DBContext:
 
     async def _list(self, table: sa.Table, filters: ListFilters, page: int,
                     page_size: int) -> Sequence[Row]:
-        params = _filter_params(table, filters)
+        params = filter_params(table, filters)
         statement = PAGE(table, tuple(params))
         return await self._read(statement, params | {"page_limit": page_size,
                                                      "page_offset": (page - 1) * page_size})
 
     async def _count(self, table: sa.Table, filters: ListFilters) -> int:
-        params = _filter_params(table, filters)
+        params = filter_params(table, filters)
         rows = await self._read(COUNT(table, tuple(params)), params)
         return int(rows[0]["total"])
 

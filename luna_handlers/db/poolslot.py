@@ -31,7 +31,7 @@ from luna_handlers.db.dialects import ErrorKind
 from luna_handlers.db.dsn import HostPort
 from luna_handlers.db.hostpool import HostPool, Listener
 from luna_handlers.db.probe import Backend, HostRole, ProbeResult
-from luna_handlers.db.sources import Session
+from luna_handlers.db.sources import Session, warm
 
 logger = logging.getLogger("luna_handlers.db")
 
@@ -136,7 +136,7 @@ async def open_slot(backend: Backend, size: int, chosen: ProbeResult, generation
 async def _warm(slot: Slot, size: int, limit: float) -> None:
     """Open every connection of the new pool at once (bounded); they stay pooled."""
     async with asyncio.timeout(limit):
-        await slot.pool.source.warm(size)
+        await warm(slot.pool.source, size)
 
 
 async def retire(slot: Slot, grace: float, limit: float, *, suspect: bool) -> None:

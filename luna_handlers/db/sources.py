@@ -64,10 +64,6 @@ class Source(Protocol):
         frees up in time, the driver's error when the host cannot be reached."""
         ...
 
-    async def warm(self, size: int) -> None:
-        """Open ``size`` connections at once; they stay pooled (unbounded: the caller times)."""
-        ...
-
     def terminate_all(self) -> None:
         """Close every socket now, in use or not, without asking the host."""
         ...
@@ -154,17 +150,6 @@ class AsyncpgSource:
             self._idle.append(conn)
         self._places.give()
 
-    async def warm(self, size: int) -> None:
-        """Open ``size`` connections at once and put them back as idle."""
-        sessions = await asyncio.gather(*(self.acquire() for _ in range(size)),
-                                        return_exceptions=True)
-        for session in sessions:
-            if not isinstance(session, BaseException):
-                await session.release()
-        for session in sessions:
-            if isinstance(session, BaseException):
-                raise session
-
     def terminate_all(self) -> None:
         """Abort every connection, idle or lent out."""
         for conn in list(self._open):
@@ -236,17 +221,6 @@ class EngineSource:
         except sa_exc.TimeoutError as exc:  # the pool's wait, not a socket's timeout
             raise PoolBusy from exc
 
-    async def warm(self, size: int) -> None:
-        """Open ``size`` connections at once; they stay pooled."""
-        opened = await asyncio.gather(*(self.engine.connect().start() for _ in range(size)),
-                                      return_exceptions=True)
-        for conn in opened:
-            if isinstance(conn, AsyncConnection):
-                await conn.close()
-        for conn in opened:
-            if isinstance(conn, BaseException):
-                raise conn
-
     def terminate_all(self) -> None:
         """Abort every socket this engine opened."""
         for driver in list(self._drivers):
@@ -255,3 +229,16 @@ class EngineSource:
     async def close(self) -> None:
         """Dispose of the engine's pool."""
         await self.engine.dispose()
+
+
+async def warm(source: Source, size: int) -> None:
+    """Open ``size`` connections of ``source`` at once; they stay pooled, idle. The first
+    failure is raised once every attempt has ended (unbounded: the caller times it)."""
+    sessions = await asyncio.gather(*(source.acquire() for _ in range(size)),
+                                    return_exceptions=True)
+    for session in sessions:
+        if not isinstance(session, BaseException):
+            await session.release()
+    for session in sessions:
+        if isinstance(session, BaseException):
+            raise session

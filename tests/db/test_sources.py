@@ -12,6 +12,7 @@ from luna_handlers.db.dsn import HostPort, parse_pg_dsn
 from luna_handlers.db.engine import pg_source
 from luna_handlers.db.hostpool import HostPool
 from luna_handlers.db.places import PoolBusy
+from luna_handlers.db.sources import warm
 from luna_handlers.errors import DatabaseUnavailable
 from luna_handlers.pgserver.cluster import PgCluster, free_port
 from tests.conftest import TEST_PASSWORD, TEST_USER, host_pool, new_database, run_sql
@@ -94,7 +95,7 @@ async def test_a_failed_connect_frees_its_place(pg_cluster: PgCluster) -> None:
 async def test_close_cuts_lent_connections_when_they_come_back(pg_cluster: PgCluster) -> None:
     dbname = new_database(pg_cluster)
     pool = host_pool(pg_cluster, dbname, pool_size=2)
-    await pool.source.warm(2)
+    await warm(pool.source, 2)
     session = await pool.source.acquire()
     await pool.close()
     await session.release()

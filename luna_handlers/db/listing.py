@@ -1,0 +1,103 @@
+"""List pages and counts: one fixed-shape statement per table and set of filters in use.
+
+The filters of a list vary per request, but only in which of them are set: each set (a
+"shape") gets its own :class:`~luna_handlers.db.prepared.Prepared` statement, made on first
+use, with bound values for everything else (ids as one array parameter on PostgreSQL, an
+expanding IN on Oracle; the LIKE pattern escaped here; the page numbers). So lists skip
+SQLAlchemy's per-call work like the statements by id do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from luna_handlers.db.prepared import Prepared
+from luna_handlers.db.records import ListFilters
+
+
+def id_column(table: sa.Table) -> sa.Column[Any]:
+    """The primary key of ``handler`` or ``verifier``."""
+    return table.c[f"{table.name}_id"]
+
+
+def _like_contains(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (``/`` escapes, as ``ESCAPE '/'``)."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+def _in_ids(table: sa.Table, dialect_name: str) -> sa.ColumnElement[bool]:
+    if dialect_name == "postgresql":
+        # One array parameter: the statement keeps its shape whatever the number of ids.
+        return id_column(table) == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.String)))
+    return id_column(table).in_(sa.bindparam("ids", expanding=True))
+
+
+# The list filters, in a fixed order: (the clause on a table for a dialect, its bind value).
+FilterClause = Callable[[sa.Table, str], sa.ColumnElement[bool]]
+FILTERS: dict[str, tuple[FilterClause, Callable[[Any], Any]]] = {
+    "account_id": (lambda t, _d: t.c.account_id == sa.bindparam("account_id"), str),
+    "description": (lambda t, _d: t.c.description.like(sa.bindparam("description"),
+                                                       escape="/"), _like_contains),
+    "ids": (_in_ids, list),
+    "create_time__gte": (lambda t, _d: t.c.create_time >= sa.bindparam("create_time__gte"),
+                         lambda value: value),
+    "create_time__lt": (lambda t, _d: t.c.create_time < sa.bindparam("create_time__lt"),
+                        lambda value: value),
+    "is_dynamic": (lambda t, _d: t.c.is_dynamic == sa.bindparam("is_dynamic"), bool),
+}
+
+
+def filter_params(table: sa.Table, filters: ListFilters) -> dict[str, Any]:
+    """The bind values of the filters in use; their names are the statement's shape."""
+    wanted = {
+        "account_id": filters.account_id,
+        # Empty means "any": Oracle stores '' as NULL, so filtering on it would differ.
+        "description": filters.description or None,
+        "ids": filters.ids,
+        "create_time__gte": filters.create_time__gte,
+        "create_time__lt": filters.create_time__lt,
+        "is_dynamic": filters.is_dynamic if "is_dynamic" in table.c else None,
+    }
+    return {name: FILTERS[name][1](value) for name, value in wanted.items()
+            if value is not None}
+
+
+def _where(table: sa.Table, shape: tuple[str, ...], dialect_name: str
+           ) -> list[sa.ColumnElement[bool]]:
+    return [FILTERS[name][0](table, dialect_name) for name in shape]
+
+
+def _page(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
+    return Prepared(lambda dialect: (
+        sa.select(table).where(*_where(table, shape, dialect))
+        # Newest first; the id breaks ties so that pages never overlap or skip.
+        .order_by(table.c.create_time.desc(), id_column(table))
+        .limit(sa.bindparam("page_limit")).offset(sa.bindparam("page_offset"))))
+
+
+def _count(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
+    return Prepared(lambda dialect: sa.select(sa.func.count().label("total"))
+                    .select_from(table).where(*_where(table, shape, dialect)))
+
+
+class _ByShape:
+    """Fixed-shape statements made on demand, one per table and set of filters in use."""
+
+    def __init__(self, make: Callable[[sa.Table, tuple[str, ...]], Prepared]) -> None:
+        self._make = make
+        self._made: dict[tuple[str, tuple[str, ...]], Prepared] = {}
+
+    def __call__(self, table: sa.Table, shape: tuple[str, ...]) -> Prepared:
+        found = self._made.get((table.name, shape))
+        if found is None:
+            found = self._made[(table.name, shape)] = self._make(table, shape)
+        return found
+
+
+PAGE = _ByShape(_page)
+COUNT = _ByShape(_count)
