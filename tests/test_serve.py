@@ -37,7 +37,8 @@ class Service:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "luna_handlers", "serve", "--port", str(self.port),
              "--workers", str(workers)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)  # its own group: a failed test kills the workers too
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.output()
@@ -71,7 +72,7 @@ def service(shared_tmp: Path) -> Iterator[Service]:
     svc = Service(base)
     yield svc
     if svc.proc is not None and svc.proc.poll() is None:
-        svc.proc.kill()
+        os.killpg(svc.proc.pid, signal.SIGKILL)
         svc.proc.wait()
 
 
