@@ -24,6 +24,7 @@ Outline::
     │   └── VerifierNotFound               34004
     └── DatabaseError (grouping)
         ├── DatabaseUnavailable            34010  503  (not sent: safe to retry)
+        │   └── DatabaseSwitched           34010  (the pool moved while the request waited)
         ├── DatabaseOutcomeUnknown         34011  503  (may have been applied)
         └── DatabaseFailure                34012  500  (the database refused the statement)
 
@@ -174,6 +175,12 @@ class DatabaseUnavailable(
     DatabaseError, code=34010, status=503, desc="Database unavailable",
 ):
     """No usable database connection: the statement was NOT sent, so a retry is safe."""
+
+
+class DatabaseSwitched(DatabaseUnavailable):
+    """The pool moved to another host while the request waited for one of the old pool's
+    connections: nothing was sent. The failover layer retries such a request once, on the
+    new pool; a client sees it only if the pool moves again meanwhile."""
 
 
 class DatabaseOutcomeUnknown(

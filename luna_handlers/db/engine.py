@@ -19,7 +19,8 @@ from luna_handlers.config import DBSettings, FailoverSettings
 from luna_handlers.db.dsn import DsnDefaults, HostPort, PgDsn, parse_pg_dsn
 from luna_handlers.db.migrate import dialect_options
 from luna_handlers.db.oracle_dsn import OracleDsn
-from luna_handlers.db.sources import AsyncpgSource, EngineSource
+from luna_handlers.db.pgpool import AsyncpgSource
+from luna_handlers.db.sources import EngineSource
 
 APPLICATION_NAME = "luna-handlers"
 AUTOCOMMIT = "AUTOCOMMIT"
@@ -69,7 +70,7 @@ def pg_source(host: HostPort, dsn: PgDsn, pool_size: int,
                     # environment must not make a pool connection refuse the chosen host.
                     "target_session_attrs": "any", **pg_connect_args(dsn, failover)}
     return AsyncpgSource(pg_engine(host, dsn, failover), pool_size, failover.switch_wait,
-                         connect_args)
+                         failover.query_timeout, connect_args)
 
 
 def terminate_timed_out(ctx: ExceptionContext) -> None:

@@ -262,7 +262,8 @@ class FailoverDatabase:
         assert chosen.role is not None
         if old is not None and round_no == 0 and chosen.host == old.host:
             # The host passes a fresh probe right away: the failures were sessions', not the
-            # host's (SQLAlchemy replaces broken connections). Staying is "no flapping".
+            # host's (broken connections were discarded; new ones open on demand). Staying
+            # is "no flapping".
             self._show_active(old, chosen.role)
             self._failures = 0
             self._ready.set()

@@ -20,9 +20,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luna_handlers.db.dialects import ErrorKind, oracle, postgresql
-from luna_handlers.db.places import PoolBusy
+from luna_handlers.db.places import PoolBusy, PoolRetired
 from luna_handlers.db.sources import Session, Source
-from luna_handlers.errors import DatabaseFailure, DatabaseOutcomeUnknown, DatabaseUnavailable
+from luna_handlers.errors import (
+    DatabaseFailure,
+    DatabaseOutcomeUnknown,
+    DatabaseSwitched,
+    DatabaseUnavailable,
+)
 
 logger = logging.getLogger("luna_handlers.db")
 
@@ -97,6 +102,8 @@ class HostPool:
         """A session from the source, its failures classified and reported."""
         try:
             return await self.source.acquire()
+        except PoolRetired:
+            raise DatabaseSwitched("the database pool moved to another host; retry") from None
         except PoolBusy:
             # Not the host's fault: nothing is reported, no switch can follow.
             raise DatabaseUnavailable("every database connection is busy; retry") from None

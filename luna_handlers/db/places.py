@@ -14,8 +14,12 @@ from collections import deque
 
 
 class PoolBusy(Exception):
-    """No connection can be lent: all stayed in use for the acquire timeout, or the pool was
-    closed (a retired pool; the next request gets the new one)."""
+    """No connection can be lent: all stayed in use for the acquire timeout."""
+
+
+class PoolRetired(PoolBusy):
+    """The pool stopped lending (it was retired after a switch, or closed): the request
+    should go to the pool that replaced it."""
 
 
 class Places:
@@ -26,9 +30,13 @@ class Places:
         self._timeout = timeout
         self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
 
     async def take(self) -> None:
-        """Take a place, waiting in line for one when none is free."""
+        """Take a place, waiting in line for one when none is free (PoolRetired once
+        :meth:`close` ran)."""
+        if self._closed:
+            raise PoolRetired
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return
@@ -53,6 +61,18 @@ class Places:
                 waiter.set_result(None)
                 return
         self._free += 1
+
+    def close(self) -> None:
+        """Lend no more: every waiter in line gets PoolRetired now, and so does every later
+        :meth:`take`; places given back are kept for nobody."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiters, self._waiters = self._waiters, deque()
+        for _deadline, waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(PoolRetired())
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = loop.call_at(self._waiters[0][0], self._expire, loop)

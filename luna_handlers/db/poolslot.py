@@ -23,15 +23,17 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from luna_handlers.db.dialects import ErrorKind
 from luna_handlers.db.dsn import HostPort
 from luna_handlers.db.hostpool import HostPool, Listener
 from luna_handlers.db.probe import Backend, HostRole, ProbeResult
 from luna_handlers.db.sources import Session, warm
+from luna_handlers.errors import DatabaseSwitched
 
 logger = logging.getLogger("luna_handlers.db")
 
@@ -80,6 +82,13 @@ class Lease:
         self._write = write
 
     async def __aenter__(self) -> Session:
+        try:
+            return await self._enter()
+        except DatabaseSwitched:
+            # Nothing was sent: the new pool, picked anew, takes the request.
+            return await self._enter()
+
+    async def _enter(self) -> Session:
         slot = self._slot = await self._pick()
         slot.enter()
         try:
@@ -139,7 +148,15 @@ async def _warm(slot: Slot, size: int, limit: float) -> None:
         await warm(slot.pool.source, size)
 
 
-async def retire(slot: Slot, grace: float, limit: float, *, suspect: bool) -> None:
+def retire(slot: Slot, grace: float, limit: float, *, suspect: bool
+           ) -> Coroutine[Any, Any, None]:
+    """Stop the pool lending at once (requests waiting for one of its connections go to the
+    pool that replaced it), and return the coroutine that retires it: see :func:`_drain`."""
+    slot.pool.source.stop_lending()
+    return _drain(slot, grace, limit, suspect=suspect)
+
+
+async def _drain(slot: Slot, grace: float, limit: float, *, suspect: bool) -> None:
     """Let a pool's sessions finish (at most ``grace`` s), then close it within ``limit`` s.
 
     A graceful close waits for the host; on a hung host it would wait for ever, so sockets of

@@ -1,17 +1,22 @@
-"""The asyncpg pool of one host, on a real PostgreSQL: reuse, replacement, limits, closing."""
+"""The asyncpg pool of one host, on a real PostgreSQL: reuse, replacement, limits, closing,
+the watchdog."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db.dialects import ErrorKind
 from luna_handlers.db.dsn import HostPort, parse_pg_dsn
 from luna_handlers.db.engine import pg_source
 from luna_handlers.db.hostpool import HostPool
-from luna_handlers.db.places import PoolBusy
+from luna_handlers.db.pgpool import WATCHDOG_SLACK
+from luna_handlers.db.places import PoolBusy, PoolRetired
 from luna_handlers.db.sources import warm
 from luna_handlers.errors import DatabaseUnavailable
 from luna_handlers.pgserver.cluster import PgCluster, free_port
@@ -128,5 +133,60 @@ async def test_a_waiter_cancelled_after_the_handover_passes_its_place_on(
         async with asyncio.timeout(1):  # the place was not lost with it
             again = await source.acquire()
         await again.release()
+    finally:
+        await pool.close()
+
+
+async def test_the_watchdog_cuts_a_session_lent_past_the_statement_timeout(
+        pg_cluster: PgCluster) -> None:
+    dsn = parse_pg_dsn(f"{TEST_USER}:{TEST_PASSWORD}@{pg_cluster.host}:{pg_cluster.port}/postgres")
+    settings = FailoverSettings(connect_timeout=1.0, query_timeout=0.3, failure_threshold=3,
+                                health_check_interval=1.0, switch_wait=1.0)
+    pool = HostPool(pg_source(HostPort(pg_cluster.host, pg_cluster.port), dsn, 1, settings),
+                    "watched")
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="lost"):
+            async with pool.read() as session:
+                # Stands for a protocol step no statement timeout covers: the session is held
+                # past query_timeout + WATCHDOG_SLACK, so its socket is cut under it.
+                await asyncio.sleep(0.3 + WATCHDOG_SLACK + 0.3)
+                await run_sql(session, "SELECT 1")
+        assert time.monotonic() - started < 3
+        assert await backend_pid(pool) > 0  # the place came back; a new connection serves
+    finally:
+        await pool.close()
+
+
+async def test_stopping_lending_fails_the_queue_at_once_and_opens_nothing(
+        pg_cluster: PgCluster) -> None:
+    dbname = new_database(pg_cluster)
+    pool = host_pool(pg_cluster, dbname, pool_size=1)
+    source = pool.source
+    try:
+        held = await source.acquire()
+        waiting = asyncio.create_task(source.acquire())
+        await asyncio.sleep(0.05)
+        source.stop_lending()
+        async with asyncio.timeout(0.5):
+            with pytest.raises(PoolRetired):
+                await waiting
+        await held.release()  # its place goes to nobody
+        with pytest.raises(PoolRetired):
+            await source.acquire()
+        assert pg_cluster.psql(
+            f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{dbname}'") == "1"
+    finally:
+        await pool.close()
+
+
+async def test_terminate_all_reaches_the_engine_connections_too(pg_cluster: PgCluster) -> None:
+    pool = host_pool(pg_cluster, "postgres", pool_size=1)
+    try:
+        async with pool.connection() as conn:  # a migration's connection, say
+            assert (await conn.execute(sa.text("SELECT 1"))).scalar_one() == 1
+            pool.source.terminate_all()
+            with pytest.raises(DBAPIError):
+                await conn.execute(sa.text("SELECT 1"))
     finally:
         await pool.close()
