@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import cast
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -44,6 +45,13 @@ def cache(request: Request) -> HandlerCache:
 def settings(request: Request) -> Settings:
     """The service settings the application was created with."""
     return cast(Settings, request.app.state.settings)
+
+
+def query_items(request: Request) -> list[tuple[str, str]]:
+    """The query's (name, value) pairs in order, read as Starlette's ``QueryParams`` reads
+    them, without building that object."""
+    query: bytes = request.scope["query_string"]
+    return parse_qsl(query.decode("latin-1"), keep_blank_values=True)
 
 
 def account(request: Request) -> str | None:

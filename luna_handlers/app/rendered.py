@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import fields
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -47,10 +46,9 @@ class RenderMemo(Generic[R]):
     def __init__(self, record_type: type[R], id_field: str,
                  render: Callable[[R], dict[str, Any]], max_bytes: int = MEMO_BYTES) -> None:
         self._render: Callable[[R], dict[str, Any]] = render
-        self._object_id = attrgetter(id_field)
-        self._fields = attrgetter(*(field.name for field in fields(record_type)))
+        self._object_id = itemgetter(record_type._fields.index(id_field))
         self.max_bytes = max_bytes
-        # id -> (the record's fields, the rendered JSON, the bytes both take)
+        # id -> (the record as a plain tuple, the rendered JSON, the bytes both take)
         self._entries: OrderedDict[str, tuple[tuple[Any, ...], bytes, int]] = OrderedDict()
         self._bytes = 0
         self.hits = 0
@@ -62,7 +60,7 @@ class RenderMemo(Generic[R]):
     def item(self, record: R) -> bytes:
         """The JSON of ``record`` (the render's errors propagate and nothing is kept)."""
         key: str = self._object_id(record)
-        values: tuple[Any, ...] = self._fields(record)
+        values = tuple(record)  # an exact tuple of str, int, datetime: the GC leaves it alone
         known = self._entries.get(key)
         if known is not None:
             if known[0] == values:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,7 +37,7 @@ async def create_handler(request: Request) -> Response:
 
 async def list_handlers(request: Request) -> Response:
     """GET /1/handlers: one page, newest first."""
-    values = parse_query(request.query_params.multi_items(), HANDLER_LIST_PARAMS)
+    values = parse_query(deps.query_items(request), HANDLER_LIST_PARAMS)
     filters = list_filters(values, deps.account(request), "handler_ids")
     records = [] if filters is None else await deps.db(request).getHandlers(
         filters, values["page"], values["page_size"])
@@ -48,7 +46,7 @@ async def list_handlers(request: Request) -> Response:
 
 async def count_handlers(request: Request) -> Response:
     """GET /1/handlers/count: how many handlers match the filters."""
-    values = parse_query(request.query_params.multi_items(), HANDLER_COUNT_PARAMS)
+    values = parse_query(deps.query_items(request), HANDLER_COUNT_PARAMS)
     filters = list_filters(values, deps.account(request), "handler_ids")
     count = 0 if filters is None else await deps.db(request).getHandlersCount(filters)
     return ORJSONResponse({"handlers_count": count})
@@ -110,7 +108,7 @@ async def get_handler(request: Request) -> Response:
         raise HandlerNotFound(handler_id)
     body = orjson.dumps(handler_json(found))
     # The body says it all: the stored policies need not be kept a second time.
-    cache.put(replace(found, policies_json=None), token, body)
+    cache.put(found._replace(policies_json=None), token, body)
     if account is not None and found.account_id != account:
         raise HandlerNotFound(handler_id)
     return RawResponse(body, _handler_headers(b"miss", format_time(found.last_update_time),

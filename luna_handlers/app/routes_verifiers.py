@@ -34,7 +34,7 @@ async def create_verifier(request: Request) -> Response:
 
 async def list_verifiers(request: Request) -> Response:
     """GET /1/verifiers: one page, newest first."""
-    values = parse_query(request.query_params.multi_items(), VERIFIER_LIST_PARAMS)
+    values = parse_query(deps.query_items(request), VERIFIER_LIST_PARAMS)
     filters = list_filters(values, deps.account(request), "verifier_ids")
     records = [] if filters is None else await deps.db(request).getVerifiers(
         filters, values["page"], values["page_size"])
@@ -43,7 +43,7 @@ async def list_verifiers(request: Request) -> Response:
 
 async def count_verifiers(request: Request) -> Response:
     """GET /1/verifiers/count: how many verifiers match the filters."""
-    values = parse_query(request.query_params.multi_items(), VERIFIER_COUNT_PARAMS)
+    values = parse_query(deps.query_items(request), VERIFIER_COUNT_PARAMS)
     filters = list_filters(values, deps.account(request), "verifier_ids")
     count = 0 if filters is None else await deps.db(request).getVerifierCount(filters)
     return ORJSONResponse({"verifiers_count": count})

@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from luna_handlers.errors import HandlerCorrupted, VerifierCorrupted
 
 
-@dataclass(frozen=True)
-class HandlerRecord:
+class HandlerRecord(NamedTuple):
     """A handler as stored; ``policies_json`` (the stored text) is None for dynamic handlers.
 
     The policies are decoded on access, not on read: a list page whose items are already
     rendered (:mod:`luna_handlers.app.rendered`) compares the stored text and never decodes it.
+    Records are named tuples, immutable and several times cheaper to make than frozen
+    dataclasses (a list page makes one per item).
     """
 
     handler_id: str
@@ -35,8 +36,7 @@ class HandlerRecord:
             self.policies_json, HandlerCorrupted(self.handler_id))
 
 
-@dataclass(frozen=True)
-class VerifierRecord:
+class VerifierRecord(NamedTuple):
     """A verifier as stored (``policies_json``: the stored text, decoded on access)."""
 
     verifier_id: str

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -295,4 +295,4 @@ async def test_cache_is_bypassed_while_the_feed_is_down(
     assert not b.cache.enabled
     found, from_cache = await b.get(handler_id)
     assert not from_cache and found == cached
-    assert not b.cache.put(replace(cached, description="x"), b.cache.begin_read(handler_id))
+    assert not b.cache.put(cached._replace(description="x"), b.cache.begin_read(handler_id))

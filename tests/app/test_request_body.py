@@ -154,3 +154,13 @@ def test_created_sends_what_a_json_response_with_location_sends() -> None:
                               headers={"Location": url})
     assert (response.status_code, response.body, response.raw_headers) == (
         expected.status_code, expected.body, expected.raw_headers)
+
+
+@pytest.mark.parametrize("query", [
+    b"", b"page=2&page_size=10", b"description=a+b%20c", b"handler_ids=&page=",
+    b"page=1&page=2", b"description=%E2%9C%93", b"description=\xe9", b"flag", b"a=1&&b=2",
+    b"description=%zz",
+])
+def test_query_items_read_as_starlette_reads_them(query: bytes) -> None:
+    request = Request({"type": "http", "query_string": query, "headers": []})
+    assert deps.query_items(request) == request.query_params.multi_items()
