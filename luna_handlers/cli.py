@@ -145,7 +145,9 @@ def _serve(args: argparse.Namespace) -> None:
             uvicorn.run("luna_handlers.service:create_service_app", factory=True,
                         host=server.host, port=server.port, workers=server.workers,
                         loop="uvloop", http="httptools", log_config=None, access_log=False,
-                        timeout_graceful_shutdown=10, server_header=False)
+                        timeout_graceful_shutdown=10, server_header=False,
+                        # No client address or scheme is used: skip the X-Forwarded-* pass.
+                        proxy_headers=False)
     finally:
         if embedded is not None:
             logger.info("stopping the embedded PostgreSQL")

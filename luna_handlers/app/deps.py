@@ -97,6 +97,11 @@ def created(prefix: str, key: str, object_id: str) -> Response:
                               (b"content-type", b"application/json")], 201)
 
 
+def no_content() -> Response:
+    """204 without a body or headers, exactly as ``Response(status_code=204)`` sends it."""
+    return RawResponse(b"", [], 204)
+
+
 def _is_json(content_type: str) -> bool:
     media_type = content_type.partition(";")[0].strip().lower()
     return media_type == JSON_MEDIA_TYPE

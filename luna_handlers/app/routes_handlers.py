@@ -56,7 +56,7 @@ async def validate_policies(request: Request) -> Response:
     """POST /1/handlers/validator: 204 when the policies are valid (nothing is stored)."""
     deps.required_account(request)
     parse_validator_body(await deps.read_json(request))
-    return Response(status_code=204)
+    return deps.no_content()
 
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -135,7 +135,7 @@ async def put_handler(request: Request) -> Response:
     deps.cache(request).invalidate(handler_id)
     if not changed:
         raise HandlerNotFound(handler_id)
-    return Response(status_code=204)
+    return deps.no_content()
 
 
 async def delete_handler(request: Request) -> Response:
@@ -146,7 +146,7 @@ async def delete_handler(request: Request) -> Response:
     deps.cache(request).invalidate(handler_id)
     if not deleted:
         raise HandlerNotFound(handler_id)
-    return Response(status_code=204)
+    return deps.no_content()
 
 
 #: path -> method -> endpoint; the application builds its routes from this table.

@@ -86,7 +86,7 @@ async def delete_verifier(request: Request) -> Response:
     verifier_id = _verifier_id(request)
     if not await deps.db(request).deleteVerifier(verifier_id, account):
         raise VerifierNotFound(verifier_id)
-    return Response(status_code=204)
+    return deps.no_content()
 
 
 #: path -> method -> endpoint; the application builds its routes from this table.

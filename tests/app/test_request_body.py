@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.types import Message
 
 from luna_handlers.app import deps
@@ -164,3 +165,9 @@ def test_created_sends_what_a_json_response_with_location_sends() -> None:
 def test_query_items_read_as_starlette_reads_them(query: bytes) -> None:
     request = Request({"type": "http", "query_string": query, "headers": []})
     assert deps.query_items(request) == request.query_params.multi_items()
+
+
+def test_no_content_is_what_starlette_sends_for_204() -> None:
+    ours, theirs = deps.no_content(), Response(status_code=204)
+    assert (ours.status_code, ours.body, ours.raw_headers) == (
+        theirs.status_code, theirs.body, theirs.raw_headers)
