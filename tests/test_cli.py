@@ -116,3 +116,19 @@ def test_db_upgrade_migrates_the_configured_database(
     asyncio.run(check_schema(settings))  # what serve checks before it starts
     # Running it again is harmless.
     assert run(capsys, "db", "upgrade", "--config", str(config))[0] == 0
+
+
+def test_db_upgrade_refused_by_the_database_is_one_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, pg_cluster: PgCluster) -> None:
+    # A login that may connect but not create tables: the first CREATE of the migration fails.
+    dbname = new_database(pg_cluster)
+    pg_cluster.psql("DROP ROLE IF EXISTS reader; CREATE ROLE reader LOGIN PASSWORD 'reader-pw'")
+    pg_cluster.psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC", dbname)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"LUNA_HANDLERS_DB": {
+        "db_host": pg_cluster.host, "db_port": pg_cluster.port, "db_user": "reader",
+        "db_password": "reader-pw", "db_name": dbname}}))
+    status, out, err = run(capsys, "db", "upgrade", "--config", str(config))
+    assert status == 1 and out == ""
+    assert err.startswith("luna-handlers: Database ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "reader-pw" not in err

@@ -116,6 +116,10 @@ class HostPool:
         kind = self._classify(exc)
         if kind is ErrorKind.CONNECTIVITY:
             await session.discard()
+        return self._reported(exc, kind, write=write)
+
+    def _reported(self, exc: BaseException, kind: ErrorKind, *, write: bool) -> Exception:
+        """Report a driver failure to the listener and the log; the service error for it."""
         self.listener(kind, exc)
         self._log(kind, exc, "write" if write else "read")
         if kind is ErrorKind.READ_ONLY:
@@ -133,13 +137,15 @@ class HostPool:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """A plain SQLAlchemy connection to this host, outside the request pool (migrations,
-        schema checks); connect failures are classified like a session's."""
+        schema checks); its failures become service errors like a session's."""
         try:
             conn = await self.engine.connect()
         except self._errors as exc:
             raise self._unavailable(exc, "connect") from exc
         try:
             yield conn
+        except self._errors as exc:
+            raise self._reported(exc, self._classify(exc), write=True) from exc
         finally:
             await conn.close()
 
