@@ -26,18 +26,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from luna_handlers.db.places import Places, PoolRetired
 from luna_handlers.db.prepared import Prepared, Row
-from luna_handlers.db.sources import Session
+from luna_handlers.db.sources import EngineDrivers, Session
 
 logger = logging.getLogger("luna_handlers.db")
 
@@ -51,7 +49,7 @@ STATEMENT_CACHE = {"statement_cache_size": 1024, "max_cached_statement_lifetime"
 class PgSession:
     """A connection of an :class:`AsyncpgSource`."""
 
-    __slots__ = ("__weakref__", "_conn", "_source")
+    __slots__ = ("_conn", "_source")
 
     def __init__(self, source: AsyncpgSource, conn: asyncpg.Connection) -> None:
         self._source = source
@@ -96,11 +94,7 @@ class AsyncpgSource:
         self._limit = query_timeout + WATCHDOG_SLACK
         self._watchdog: asyncio.TimerHandle | None = None
         # Connections of the SQLAlchemy engine (migrations, schema checks), for terminate_all.
-        self._engine_drivers: weakref.WeakSet[Any] = weakref.WeakSet()
-        event.listen(engine.sync_engine, "connect", self._track)
-
-    def _track(self, dbapi_connection: Any, _record: Any) -> None:
-        self._engine_drivers.add(dbapi_connection.driver_connection)
+        self._engine_drivers = EngineDrivers(engine)
 
     async def acquire(self) -> Session:
         """A session on an idle or new connection: PoolBusy after ``acquire_timeout``
@@ -171,9 +165,10 @@ class AsyncpgSource:
         """Abort every connection: idle, lent out, and the engine's; lend nothing more."""
         self.stop_lending()
         self._closed = True
-        for conn in [*self._open, *self._engine_drivers]:
+        for conn in self._open:
             with contextlib.suppress(Exception):
                 conn.terminate()
+        self._engine_drivers.terminate_all()
         self._open.clear()
         self._idle.clear()
 

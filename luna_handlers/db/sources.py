@@ -108,18 +108,30 @@ def _terminate(driver: Any) -> None:
             terminate()
 
 
+class EngineDrivers:
+    """The driver connections an SQLAlchemy engine opens, so that their sockets can be closed
+    without asking the host (asyncpg's and python-oracledb's ``terminate()`` never block)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._drivers: weakref.WeakSet[Any] = weakref.WeakSet()
+        event.listen(engine.sync_engine, "connect", self._track)
+
+    def _track(self, dbapi_connection: Any, _record: Any) -> None:
+        self._drivers.add(dbapi_connection.driver_connection)
+
+    def terminate_all(self) -> None:
+        """Abort every connection the engine opened that is still alive."""
+        for driver in list(self._drivers):
+            _terminate(driver)
+
+
 class EngineSource:
     """The pool of an SQLAlchemy engine bound to one host (python-oracledb on Oracle)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # Driver connections this engine opened, to close their sockets without the host.
-        self._drivers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._drivers = EngineDrivers(engine)
         self._lending = True
-        event.listen(engine.sync_engine, "connect", self._track)
-
-    def _track(self, dbapi_connection: Any, _record: Any) -> None:
-        self._drivers.add(dbapi_connection.driver_connection)
 
     async def acquire(self) -> Session:
         """A session on a pooled connection; PoolBusy when the pool times out, PoolRetired
@@ -138,8 +150,7 @@ class EngineSource:
     def terminate_all(self) -> None:
         """Abort every socket this engine opened; lend no more."""
         self._lending = False
-        for driver in list(self._drivers):
-            _terminate(driver)
+        self._drivers.terminate_all()
 
     async def close(self) -> None:
         """Dispose of the engine's pool."""
