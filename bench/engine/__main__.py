@@ -1,0 +1,5 @@
+"""Entry point of ``python -m bench.engine``."""
+
+from bench.engine.run import main
+
+main()

@@ -1,0 +1,61 @@
+"""``python -m bench.engine``: the raw engine loop and the matching micro-bench; README.md."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+import cv2
+
+from bench.engine.matching import bench_top_k
+from bench.engine.raw import run_processes, run_threads
+from bench.engine.workload import Result, one_face_jpegs
+from luna_handlers.engine.models import load_models
+
+#: A side of the comparison at a worker count: images and seconds in, a Result out. The
+#: route side ("through the service") is added here once POST /1/handlers/{id}/events exists,
+#: and is printed with its ratio to the raw loop at the same worker count.
+Side = Callable[[list[bytes], int, float], Result]
+
+
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per case")
+    parser.add_argument("--workers", default="1,2", help="worker counts to run")
+    parser.add_argument("--cases", default="threads,processes,opencv,matching",
+                        help="any of threads, processes, opencv, matching")
+    parser.add_argument("--sizes", default="100000,1000000", help="matching candidate counts")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the cases; each line's ratio is against the first side at that worker count."""
+    args = _args(argv)
+    cases = set(args.cases.split(","))
+    workers = [int(n) for n in args.workers.split(",")]
+    images = one_face_jpegs()
+    model_bytes = load_models()
+    print(f"OpenCV {cv2.__version__}, {len(images)} one-face 640x480 JPEGs, "
+          f"{args.seconds:g} s per case")
+    sides: dict[str, Side] = {}
+    if "processes" in cases:
+        sides["raw processes"] = run_processes
+    if "threads" in cases:
+        sides["raw threads"] = lambda imgs, n, s: run_threads(imgs, n, 1, s, model_bytes)
+    for count in workers:
+        baseline: Result | None = None
+        for side in sides.values():
+            result = side(images, count, args.seconds)
+            print(result.line(baseline), flush=True)
+            baseline = baseline or result
+    if "opencv" in cases:
+        print("cv2.setNumThreads (raw processes loop):")
+        for count in workers:
+            for opencv_threads in (2, 4):
+                print(run_processes(images, count, args.seconds, opencv_threads).line(),
+                      flush=True)
+    if "matching" in cases:
+        print("exact top-10 cosine, numpy, one probe:")
+        for size in (int(n) for n in args.sizes.split(",")):
+            p50, worst = bench_top_k(size)
+            print(f"  {size:>9,} descriptors: p50 {p50:7.2f} ms  max {worst:7.2f} ms", flush=True)
