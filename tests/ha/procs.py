@@ -48,6 +48,7 @@ class Daemon:
     log: Path
     user: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "/"
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -55,7 +56,7 @@ class Daemon:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                user=self.user, env={**os.environ, **self.env}, cwd="/",
+                user=self.user, env={**os.environ, **self.env}, cwd=self.cwd,
                 start_new_session=True)
 
     @property

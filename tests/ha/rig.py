@@ -31,6 +31,7 @@ from luna_handlers.pgserver.cluster import free_port
 from tests.ha import configs
 from tests.ha.install import Tools
 from tests.ha.procs import Daemon, chown, signal_all, tree
+from tests.ha.writers import REFERENCE_TABLE
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 120.0
@@ -289,7 +290,10 @@ def _start_etcd(tools: Tools, base: Path) -> tuple[Daemon, int]:
 
 def etcd_ready(rig: Rig) -> bool:
     """True when etcd answers its health endpoint."""
-    status, _ = _http("GET", f"http://{HOST}:{rig.etcd_port}/health", timeout=1.0)
+    try:
+        status, _ = _http("GET", f"http://{HOST}:{rig.etcd_port}/health", timeout=1.0)
+    except OSError:
+        return False
     return status == 200
 
 
@@ -353,6 +357,10 @@ def _create_service_database(rig: Rig, leader: PatroniMember) -> None:
     password = rig.passwords.service.replace("'", "''")
     rig.psql(leader, f"CREATE ROLE {configs.DB_USER} LOGIN PASSWORD '{password}'")
     rig.psql(leader, f"CREATE DATABASE {configs.DBNAME} OWNER {configs.DB_USER}")
+    rig.psql(leader, f"CREATE TABLE {REFERENCE_TABLE} (id uuid PRIMARY KEY, "
+                     f"at timestamptz NOT NULL DEFAULT now()); "
+                     f"ALTER TABLE {REFERENCE_TABLE} OWNER TO {configs.DB_USER}",
+             configs.DBNAME)
     config = rig.base / "migrate.json"
     config.write_text(json.dumps({"LUNA_HANDLERS_DB": {"dsn": rig.multi_host_dsn()}}))
     result = subprocess.run([sys.executable, "-m", "luna_handlers", "db", "upgrade",
