@@ -36,7 +36,10 @@ class Report:
                              str(s.slow),
                              "-" if s.first_ack_s is None else f"{s.first_ack_s:.2f}",
                              f"{s.longest_gap_s:.2f}", failures or "none"))
-            notes.append(f"{run.scenario} ({run.seconds:.0f} s): {'; '.join(run.notes)}")
+            without = sum(hi - lo for lo, hi in run.no_primary_windows())
+            primaryless = f"; no primary for {without:.1f} s" if without else ""
+            notes.append(f"{run.scenario} ({run.seconds:.0f} s): {'; '.join(run.notes)}"
+                         f"{primaryless}")
         widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
         table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
                  + "  " + row[-1] for row in rows]
