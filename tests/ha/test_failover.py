@@ -14,6 +14,7 @@ import pytest
 from tests.ha.conftest import SERVICE_TARGETS, SLOW_AFTER_S, HaSession
 from tests.ha.scenarios import FAULTS, RECOVERY_TIMEOUT_S
 from tests.ha.service import ServiceFailed, start_service
+from tests.ha.writers import ServiceWriter
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +22,10 @@ pytestmark = pytest.mark.slow
 HUNG = ("issue 11: requests in flight on the hung leader wait for DB_FAILOVER.query_timeout "
         "(30 s) instead of switch_wait; measured: ")
 KNOWN: dict[tuple[str, str], str] = {
-    ("leader_hung", "multi-host"): HUNG + "3 requests took 25.8 s, ended 503/34011",
-    ("leader_hung", "haproxy"): HUNG + "3 requests took 20.0 s (until HAProxy marked the "
-                                       "member down and cut its sessions), ended 503/34011",
+    ("leader_hung", "multi-host"): HUNG + "3 requests took 24.4-25.8 s, ended 503/34011",
+    ("leader_hung", "haproxy"): HUNG + "3 requests took 19.4-20.0 s (until HAProxy marked "
+                                       "the member down and cut its sessions), ended "
+                                       "503/34011",
 }
 
 
@@ -50,9 +52,13 @@ async def test_service_follows_the_cluster(ha: HaSession, scenario: str, target:
     assert ha.services[target].daemon.running()
 
 
+PROBE_WRITES = 20
+
+
 @pytest.mark.xfail(strict=True, reason=(
-    "pgbouncer transaction mode: serve exits 1 at start, asyncpg's named prepared statements "
-    "(prepared statement \"__asyncpg_stmt_1__\" already exists); needs the "
+    "pgbouncer transaction mode breaks asyncpg's named prepared statements: serve exits 1 at "
+    "start (prepared statement \"__asyncpg_stmt_1__\" already exists) or, when its start-up "
+    "check happens to pass, answers 500/34012 (measured: 2758 of 3273 writes); needs the "
     "LUNA_HANDLERS_DB.prepared_statements setting (issue 12)"))
 async def test_service_behind_pgbouncer_transaction_mode(ha: HaSession) -> None:
     rig = ha.rig
@@ -61,11 +67,19 @@ async def test_service_behind_pgbouncer_transaction_mode(ha: HaSession) -> None:
     except ServiceFailed as exc:
         pytest.fail(str(exc))
     try:
+        # A quick probe first: the switchover below waits up to its recovery timeout for a
+        # writer that never recovers, which would cost CI minutes while this is known broken.
+        writer = ServiceWriter("probe", service.base)
+        try:
+            probe = [await writer.attempt() for _ in range(PROBE_WRITES)]
+        finally:
+            await writer.close()
+        assert [a.label for a in probe if not a.ok] == []
         ha.services["pgbouncer"] = service
         run = await ha.run("switchover", label="switchover+pgbouncer")
         stats = run.stats("service/pgbouncer", SLOW_AFTER_S)
         assert stats.acked > 0 and stats.lost == [] and stats.http_500 == 0
-        assert not stats.failures
+        assert stats.slow == 0 and stats.while_no_primary == 0
     finally:
         ha.services.pop("pgbouncer", None)
         service.daemon.stop(timeout=15)
