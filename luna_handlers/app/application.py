@@ -32,16 +32,13 @@ from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from luna_handlers.app import docs, health, metrics, routes_handlers, routes_verifiers
-from luna_handlers.app.cache import HandlerCache, cache_with_feed
+from luna_handlers.app.cache import cache_following
 from luna_handlers.app.deps import Endpoint
 from luna_handlers.app.errors import ErrorMiddleware
 from luna_handlers.app.middleware import AuthMiddleware, RequestMiddleware
 from luna_handlers.app.openapi import build_openapi
 from luna_handlers.config import Settings
-from luna_handlers.db.context import DBContext
-from luna_handlers.db.database import Database
-from luna_handlers.db.engine import pg_dsn
-from luna_handlers.db.notify import ChangeFeed, database_target
+from luna_handlers.db import Database, DBContext
 
 SERVICE_ROUTES: dict[str, dict[str, Endpoint]] = {
     "/1/healthcheck": {"GET": health.healthcheck},
@@ -194,15 +191,6 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _handler_cache(settings: Settings, database: Database
-                   ) -> tuple[HandlerCache, ChangeFeed | None]:
-    """The read cache of GET /1/handlers/{id}, kept correct by PostgreSQL notifications."""
-    if database.dialect_name != "postgresql":
-        return HandlerCache(0), None  # no notifications, so no cache: correctness first
-    return cache_with_feed(settings.api.cache_size, database.dialect_name,
-                           database_target(database), pg_dsn(settings.db), settings.failover)
-
-
 def create_app(
     settings: Settings,
     database_factory: Callable[[], AbstractAsyncContextManager[Database]],
@@ -216,7 +204,7 @@ def create_app(
         async with database_factory() as database:
             app.state.database = database
             app.state.db = DBContext(database)
-            app.state.cache, feed = _handler_cache(settings, database)
+            app.state.cache, feed = cache_following(settings.api.cache_size, database)
             if feed is not None:
                 feed.start()
             _freeze_startup_objects()

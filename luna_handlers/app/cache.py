@@ -2,9 +2,10 @@
 
 Handlers are read on every event the platform processes and change rarely, so ``GET
 /1/handlers/{id}`` is served from memory. Correctness comes from
-:class:`luna_handlers.db.notify.ChangeFeed`: every instance invalidates a handler within
-milliseconds of a commit anywhere, and flushes everything when its feed reconnects. While the
-feed is down, :attr:`HandlerCache.enabled` is False: nothing is served and nothing is stored.
+:class:`luna_handlers.db.ChangeFeed` (``Database.changes()``): every instance invalidates a
+handler within milliseconds of a commit anywhere, and flushes everything when its feed
+reconnects. While the feed is down, :attr:`HandlerCache.enabled` is False: nothing is served
+and nothing is stored.
 
 The race this module is built around: a read that started before an invalidation may come back
 with the old row *after* the invalidation was processed; storing it would keep a stale handler
@@ -22,15 +23,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
-from luna_handlers.config import FailoverSettings
-from luna_handlers.db.context import HandlerRecord
-from luna_handlers.db.dsn import PgDsn
-from luna_handlers.db.notify import (
-    FEED_APPLICATION_NAME,
-    ChangeFeed,
-    Target,
-    supports_notifications,
-)
+from luna_handlers.db import ChangeFeed, Database, HandlerRecord
 
 CACHE_HITS = Counter("luna_handlers_cache_hits", "GET handler requests served from the cache")
 CACHE_MISSES = Counter("luna_handlers_cache_misses",
@@ -154,19 +147,19 @@ class HandlerCache:
                 "max_size": self.max_size, "hits": self.hits, "misses": self.misses}
 
 
-def cache_with_feed(max_size: int, dialect_name: str, target: Target, dsn: PgDsn,
-                    failover: FailoverSettings, *,
-                    application_name: str = FEED_APPLICATION_NAME,
+def cache_following(max_size: int, database: Database, *, name: str | None = None
                     ) -> tuple[HandlerCache, ChangeFeed | None]:
-    """The cache of one service instance and the feed that keeps it correct.
+    """The cache of one service instance and the feed of ``database`` that keeps it correct.
 
-    No feed (and a disabled cache) when ``max_size`` is 0 or the dialect cannot notify
-    (Oracle). The caller starts the feed (``feed.start()``) and closes it on shutdown.
+    No feed (and a disabled cache) when ``max_size`` is 0 or the database sends no change
+    notifications (Oracle). ``name`` tells the feed's connection apart on the server. The
+    caller starts the feed (``feed.start()``) and closes it on shutdown.
     """
-    if max_size == 0 or not supports_notifications(dialect_name):
+    if max_size == 0:
         return HandlerCache(0), None
     cache = HandlerCache(max_size)
-    feed = ChangeFeed.from_dsn(target, dsn, failover, on_change=cache.invalidate,
-                               on_reset=cache.clear, application_name=application_name)
+    feed = database.changes(cache.invalidate, cache.clear, name)
+    if feed is None:
+        return HandlerCache(0), None  # no notifications, so no cache: correctness first
     cache.feed = feed
     return cache, feed

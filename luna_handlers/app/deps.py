@@ -15,7 +15,7 @@ from luna_handlers.app.middleware import header
 from luna_handlers.app.params import canonical_uuid
 from luna_handlers.app.serialize import RawResponse
 from luna_handlers.config import Settings
-from luna_handlers.db.context import DBContext
+from luna_handlers.db import DBContext
 from luna_handlers.errors import (
     BadAccountId,
     BadContentType,

@@ -31,7 +31,7 @@ import orjson
 from starlette.responses import Response
 
 from luna_handlers.app.serialize import handler_json, verifier_json
-from luna_handlers.db.context import HandlerRecord, VerifierRecord
+from luna_handlers.db import HandlerRecord, VerifierRecord
 
 #: JSON bytes kept by each memo: ~2,400 typical handlers (2.7 KB rendered, 0.8 KB stored).
 MEMO_BYTES = 8 * 1024 * 1024

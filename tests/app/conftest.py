@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from luna_handlers.app.application import create_app
 from luna_handlers.config import Settings, load_settings
 from luna_handlers.db.database import Database
-from luna_handlers.db.hostpool import HostPool
+from luna_handlers.db.pool.hostpool import HostPool
 
 POLICIES: dict[str, Any] = {"detect_policy": {"detect_face": 1, "estimate_mask": 1}}
 VERIFIER_POLICIES: dict[str, Any] = {"verification_threshold": 0.75}
