@@ -8,10 +8,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from starlette.applications import Starlette
 
-from luna_handlers.app.rendered import HANDLER_ITEMS, VERIFIER_ITEMS, RenderMemo
+from luna_handlers.app.application import create_app
+from luna_handlers.app.list_items import RenderMemo
 from luna_handlers.app.serialize import handler_json, verifier_json
-from luna_handlers.db.context import DBContext, HandlerRecord, ListFilters
+from luna_handlers.db.context import DBContext, HandlerRecord, ListFilters, VerifierRecord
 from luna_handlers.errors import HandlerCorrupted
 from tests.app.conftest import (
     POLICIES,
@@ -20,7 +22,9 @@ from tests.app.conftest import (
     assert_error,
     create_handler,
     create_verifier,
+    make_settings,
     new_account,
+    shared,
 )
 
 MOMENT = datetime(2024, 5, 1, 12, 0, 0, 123456)
@@ -36,23 +40,32 @@ def _record(policies: dict[str, Any] | None, **fields: Any) -> HandlerRecord:
     return HandlerRecord(**values)
 
 
+def test_each_application_keeps_its_own_memos() -> None:
+    one = create_app(make_settings(), shared(None))  # type: ignore[arg-type]  # no DB used
+    other = create_app(make_settings(), shared(None))  # type: ignore[arg-type]
+    assert isinstance(one.state.handler_items, RenderMemo)
+    assert one.state.handler_items is not other.state.handler_items
+    assert one.state.verifier_items is not other.state.verifier_items
+
+
 def _memo(max_bytes: int = 1 << 20) -> RenderMemo[HandlerRecord]:
     return RenderMemo(HandlerRecord, "handler_id", handler_json, max_bytes)
 
 
 async def test_a_repeated_handler_page_is_the_page_rendered_whole(
-        client: httpx.AsyncClient, db_context: DBContext) -> None:
+        app: Starlette, client: httpx.AsyncClient, db_context: DBContext) -> None:
     account = new_account()
     for number in range(3):
         await create_handler(client, account, description=f"h{number}")
     await create_handler(client, account, is_dynamic=True, policies=None)
     records = await db_context.getHandlers(ListFilters(account_id=account), 1, 10)
     whole = orjson.dumps({"handlers": [handler_json(record) for record in records]})
-    hits = HANDLER_ITEMS.hits
+    memo: RenderMemo[HandlerRecord] = app.state.handler_items  # the app's own memo
+    hits = memo.hits
     first = await client.get("/1/handlers", headers=acc(account))
     second = await client.get("/1/handlers", headers=acc(account))
     assert first.content == second.content == whole
-    assert HANDLER_ITEMS.hits - hits >= 4
+    assert memo.hits - hits >= 4
     # the headers ORJSONResponse gave, in its order
     assert [name for name, _ in first.headers.raw] == [
         b"content-length", b"content-type", b"luna-request-id"]
@@ -61,17 +74,18 @@ async def test_a_repeated_handler_page_is_the_page_rendered_whole(
 
 
 async def test_a_repeated_verifier_page_is_the_page_rendered_whole(
-        client: httpx.AsyncClient, db_context: DBContext) -> None:
+        app: Starlette, client: httpx.AsyncClient, db_context: DBContext) -> None:
     account = new_account()
     for number in range(3):
         await create_verifier(client, account, description=f"v{number}")
     records = await db_context.getVerifiers(ListFilters(account_id=account), 1, 10)
     whole = orjson.dumps({"verifiers": [verifier_json(record) for record in records]})
-    hits = VERIFIER_ITEMS.hits
+    memo: RenderMemo[VerifierRecord] = app.state.verifier_items
+    hits = memo.hits
     first = await client.get("/1/verifiers", headers=acc(account))
     second = await client.get("/1/verifiers", headers=acc(account))
     assert first.content == second.content == whole
-    assert VERIFIER_ITEMS.hits - hits >= 3
+    assert memo.hits - hits >= 3
 
 
 async def test_a_handler_put_shows_on_the_next_page(client: httpx.AsyncClient) -> None:

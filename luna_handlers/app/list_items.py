@@ -17,6 +17,7 @@ object id, with what it was rendered from, and reuses it only for the same recor
 * The memory is bounded: a memo keeps at most :data:`MEMO_BYTES` of JSON (rendered items and
   stored policies), least recently used out first. An item larger than that is not kept.
 
+Every application keeps its own memos (``app.state``, see :mod:`luna_handlers.app.deps`).
 Everything runs on the event loop thread and nothing awaits, so no lock is needed.
 """
 
@@ -86,7 +87,11 @@ class RenderMemo(Generic[R]):
         return Response(body, media_type="application/json")
 
 
-#: Items of GET /1/handlers pages.
-HANDLER_ITEMS = RenderMemo(HandlerRecord, "handler_id", handler_json)
-#: Items of GET /1/verifiers pages.
-VERIFIER_ITEMS = RenderMemo(VerifierRecord, "verifier_id", verifier_json)
+def handler_items() -> RenderMemo[HandlerRecord]:
+    """A memo for the items of GET /1/handlers pages (one per application)."""
+    return RenderMemo(HandlerRecord, "handler_id", handler_json)
+
+
+def verifier_items() -> RenderMemo[VerifierRecord]:
+    """A memo for the items of GET /1/verifiers pages (one per application)."""
+    return RenderMemo(VerifierRecord, "verifier_id", verifier_json)
