@@ -20,7 +20,7 @@ from typing import Any
 
 from luna_handlers import __version__
 from luna_handlers.config import CONFIG_ENV, ConfigError, Settings, load_settings
-from luna_handlers.db.dsn import DsnError
+from luna_handlers.db.hosts import DsnError
 from luna_handlers.errors import LunaError
 
 logger = logging.getLogger("luna_handlers")
@@ -76,16 +76,14 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def _explain_dsn(args: argparse.Namespace) -> None:
-    from luna_handlers.db.engine import pg_dsn
-    from luna_handlers.db.oracle_dsn import explain_dsn as explain_oracle_dsn
+    from luna_handlers.db.dialects import dialect_for
 
     settings = _settings(args)
     db = settings.db
     if args.dsn is not None:
         db = replace(db, dsn=args.dsn)
     try:
-        explained = (explain_oracle_dsn(db) if db.db_type == "oracle"
-                     else pg_dsn(db).public_dict())
+        explained = dialect_for(db.db_type).explain_dsn(db)
     except DsnError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     print(json.dumps(explained))
@@ -104,7 +102,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     from luna_handlers.app.logging import configure_logging
     from luna_handlers.app.metrics import shared_by_workers
-    from luna_handlers.db.migrate import SchemaMismatch
+    from luna_handlers.db.schema.migrate import SchemaMismatch
     from luna_handlers.pgserver.embedded import EmbeddedError, start_embedded
     from luna_handlers.service import check_schema, migrate
 
@@ -161,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             _serve(args)
         elif args.db_command == "sql":
-            from luna_handlers.db.migrate import offline_sql
+            from luna_handlers.db.schema.offline import offline_sql
 
             print(offline_sql(args.db_type), end="")
         elif args.db_command == "dsn":

@@ -13,21 +13,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from starlette.applications import Starlette
 
 from luna_handlers.config import Settings, load_settings
-from luna_handlers.db.database import Database
-from luna_handlers.db.engine import pg_dsn
-from luna_handlers.db.failover import open_failover_database
-from luna_handlers.db.migrate import check_at_head, upgrade
-from luna_handlers.db.oracle_backend import open_oracle_failover_database
+from luna_handlers.db import Database, open_database
+from luna_handlers.db.schema.migrate import check_at_head, upgrade
 
 logger = logging.getLogger("luna_handlers")
-
-
-async def open_database(settings: Settings) -> Database:
-    """Connect to the configured database: the one-host failover pool, on either dialect."""
-    db = settings.db
-    if db.db_type == "oracle":
-        return await open_oracle_failover_database(db, settings.failover)
-    return await open_failover_database(pg_dsn(db), db.connection_pool_size, settings.failover)
 
 
 def database_factory(settings: Settings) -> Callable[[], AbstractAsyncContextManager[Database]]:

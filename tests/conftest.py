@@ -14,13 +14,13 @@ import sqlalchemy as sa
 
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db.context import DBContext
-from luna_handlers.db.database import Database
-from luna_handlers.db.dsn import HostPort, parse_pg_dsn
-from luna_handlers.db.engine import pg_source
-from luna_handlers.db.hostpool import HostPool
-from luna_handlers.db.migrate import upgrade
+from luna_handlers.db.database import Database, Session
+from luna_handlers.db.dialects.postgresql.backend import pg_backend
+from luna_handlers.db.dialects.postgresql.dsn import parse_pg_dsn
+from luna_handlers.db.hosts import HostPort
+from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.prepared import Prepared, Row
-from luna_handlers.db.sources import Session
+from luna_handlers.db.schema.migrate import upgrade
 from luna_handlers.pgserver.cluster import PgCluster, free_port
 from tests.oracle_support import fresh_oracle_database, skip_without_oracle
 
@@ -62,8 +62,7 @@ def new_database(cluster: PgCluster) -> str:
 def host_pool(cluster: PgCluster, dbname: str, pool_size: int = 5) -> HostPool:
     """A HostPool on ``dbname`` of ``cluster`` as the test user (in a running event loop)."""
     dsn = parse_pg_dsn(f"{TEST_USER}:{TEST_PASSWORD}@{cluster.host}:{cluster.port}/{dbname}")
-    return HostPool(pg_source(HostPort(cluster.host, cluster.port), dsn, pool_size, FAILOVER),
-                    label=f"{cluster.host}:{cluster.port}")
+    return HostPool(pg_backend(dsn, pool_size, FAILOVER), HostPort(cluster.host, cluster.port))
 
 
 async def run_sql(session: Session, text: str, **params: Any) -> list[Row]:

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luna_handlers.config import DBSettings, FailoverSettings
-from luna_handlers.db.failover import FailoverDatabase
-from luna_handlers.db.migrate import upgrade
-from luna_handlers.db.oracle_backend import open_oracle_failover_database
+from luna_handlers.db.dialects.oracle.backend import open_oracle_database
+from luna_handlers.db.pool.failover import FailoverDatabase
+from luna_handlers.db.schema.migrate import upgrade
 
 ENV = "LUNA_HANDLERS_TEST_ORACLE_DSN"
 DSN = os.environ.get(ENV, "")
@@ -43,7 +43,7 @@ async def drop_ours(conn: AsyncConnection) -> None:
 
 async def fresh_oracle_database() -> FailoverDatabase:
     """The failover database on the given Oracle, its schema dropped and migrated anew."""
-    database = await open_oracle_failover_database(SETTINGS, FAILOVER)
+    database = await open_oracle_database(SETTINGS, FAILOVER)
     assert database.active is not None
     async with database.active.engine.connect() as conn:
         await drop_ours(conn)

@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from luna_handlers.app.policies import parse_handler_body
-from luna_handlers.db.migrate import upgrade
+from luna_handlers.db.schema.migrate import upgrade
 from luna_handlers.pgserver.cluster import PgCluster, free_port
 
 USER = "bench"

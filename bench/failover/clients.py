@@ -40,8 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from luna_handlers.app.application import create_app
 from luna_handlers.config import FailoverSettings, load_settings
 from luna_handlers.db.context import HANDLER, DBContext
-from luna_handlers.db.dsn import parse_pg_dsn
-from luna_handlers.db.failover import FailoverDatabase, open_failover_database
+from luna_handlers.db.dialects.postgresql.backend import open_pg_database
+from luna_handlers.db.dialects.postgresql.dsn import parse_pg_dsn
+from luna_handlers.db.pool.failover import FailoverDatabase
 from luna_handlers.pgserver.cluster import free_port
 from luna_handlers.service import database_factory
 
@@ -117,7 +118,7 @@ class Ours:
 
     async def open(self) -> None:
         """Start the failover pool."""
-        self._db = await open_failover_database(self._dsn, POOL_SIZE, self._settings)
+        self._db = await open_pg_database(self._dsn, POOL_SIZE, self._settings)
         self._ctx = DBContext(self._db)
 
     async def write(self) -> str:

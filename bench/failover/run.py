@@ -40,9 +40,10 @@ from bench.failover.clients import (
 )
 from bench.failover.report import Stats, print_report
 from luna_handlers.config import FailoverSettings
-from luna_handlers.db.dsn import HostPort, parse_pg_dsn
-from luna_handlers.db.engine import pg_engine
-from luna_handlers.db.migrate import upgrade
+from luna_handlers.db.dialects.postgresql.connect import pg_engine
+from luna_handlers.db.dialects.postgresql.dsn import parse_pg_dsn
+from luna_handlers.db.hosts import HostPort
+from luna_handlers.db.schema.migrate import upgrade
 from luna_handlers.pgserver.cluster import PgCluster, free_port
 
 USER, PASSWORD, DBNAME, SU_PASSWORD = "luna", "bench-pw", "luna_handlers", "bench-su"

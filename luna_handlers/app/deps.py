@@ -1,4 +1,5 @@
-"""What route functions take from a request: the DB context, the account, path ids, JSON body."""
+"""What route functions take from a request: the per-app state (DB context, caches), the
+account, path ids, the JSON body."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from luna_handlers.app.cache import HandlerCache
+from luna_handlers.app.list_items import RenderMemo
 from luna_handlers.app.middleware import header
 from luna_handlers.app.params import canonical_uuid
 from luna_handlers.app.serialize import RawResponse
 from luna_handlers.config import Settings
-from luna_handlers.db.context import DBContext
+from luna_handlers.db import DBContext, HandlerRecord, VerifierRecord
 from luna_handlers.errors import (
     BadAccountId,
     BadContentType,
@@ -40,6 +42,16 @@ def db(request: Request) -> DBContext:
 def cache(request: Request) -> HandlerCache:
     """The handler read cache built by the application's lifespan."""
     return cast(HandlerCache, request.app.state.cache)
+
+
+def handler_items(request: Request) -> RenderMemo[HandlerRecord]:
+    """The application's memo of rendered handler list items."""
+    return cast(RenderMemo[HandlerRecord], request.app.state.handler_items)
+
+
+def verifier_items(request: Request) -> RenderMemo[VerifierRecord]:
+    """The application's memo of rendered verifier list items."""
+    return cast(RenderMemo[VerifierRecord], request.app.state.verifier_items)
 
 
 def settings(request: Request) -> Settings:

@@ -12,7 +12,7 @@ import luna_handlers
 from luna_handlers.app import deps
 from luna_handlers.app.errors import error_response
 from luna_handlers.app.serialize import ORJSONResponse
-from luna_handlers.db.database import Database
+from luna_handlers.db import Database
 from luna_handlers.errors import DatabaseError, DatabaseUnavailable
 
 API_VERSION = 1

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from luna_handlers.app.policy_models import MAX_STR_LENGTH, UUID_PATTERN
-from luna_handlers.db.context import ListFilters
+from luna_handlers.db import ListFilters
 from luna_handlers.errors import BadQueryParams
 
 MAX_PAGE_SIZE = 1000

@@ -3,7 +3,7 @@
 Where the fields come from: the field NAMES (and the 0/1 nature of the flags, ``multiface_policy``
 in {0, 1, 2}, the list-shaped ``match_policy``/``conditional_tags_policy``, the match candidate
 ``origin`` enum and the ``*__gte``/``*__lt`` time filters) are taken from the LUNA PLATFORM 5
-documentation as summarised in ``/work/shared/reference/luna-handlers-api.md`` sections 5, 7, 8.
+documentation (the handlers API reference, sections 5, 7, 8).
 Everything LUNA does not publish -- defaults of most flags, numeric limits, the key sets of the
 ``filters`` objects, the match ``targets`` enum, ``notification_policy`` -- is a choice of this
 project, stated in the docstring of each model.

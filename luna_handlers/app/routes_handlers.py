@@ -7,7 +7,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from luna_handlers.app import deps
-from luna_handlers.app.cache import CachedHandler
 from luna_handlers.app.params import (
     HANDLER_COUNT_PARAMS,
     HANDLER_LIST_PARAMS,
@@ -15,8 +14,8 @@ from luna_handlers.app.params import (
     parse_query,
 )
 from luna_handlers.app.policies import parse_handler_body, parse_validator_body
-from luna_handlers.app.rendered import HANDLER_ITEMS
-from luna_handlers.app.serialize import ORJSONResponse, RawResponse, format_time, handler_json
+from luna_handlers.app.serialize import ORJSONResponse, RawResponse, handler_json
+from luna_handlers.db import HandlerRecord
 from luna_handlers.errors import HandlerNotFound
 
 PREFIX = "/1/handlers"
@@ -41,7 +40,7 @@ async def list_handlers(request: Request) -> Response:
     filters = list_filters(values, deps.account(request), "handler_ids")
     records = [] if filters is None else await deps.db(request).getHandlers(
         filters, values["page"], values["page_size"])
-    return HANDLER_ITEMS.page("handlers", records)
+    return deps.handler_items(request).page("handlers", records)
 
 
 async def count_handlers(request: Request) -> Response:
@@ -59,33 +58,8 @@ async def validate_policies(request: Request) -> Response:
     return deps.no_content()
 
 
-RawHeaders = list[tuple[bytes, bytes]]
-
-#: handler id -> (the cache entry, the response headers of a hit on it). A hit answers with
-#: the entry's pre-rendered body: its headers are computed once per entry too (the version
-#: timestamp formatting alone was a sizeable part of a hit). Checked by identity against the
-#: current entry, so a replaced entry never gets old headers; cleared when it grows past the
-#: limit, so evicted entries are not kept alive for long.
-_HIT_HEADERS: dict[str, tuple[CachedHandler, RawHeaders]] = {}
-HIT_HEADERS_LIMIT = 16_384
-
-
-def _handler_headers(state: bytes, last_update_time: str, body: bytes) -> RawHeaders:
-    # The order and names of ``Response(body, media_type=..., headers={...})``.
-    return [(b"luna-cache", state), (b"cache-handler-version", last_update_time.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"content-type", b"application/json")]
-
-
-def _hit_headers(handler_id: str, entry: CachedHandler, body: bytes) -> RawHeaders:
-    known = _HIT_HEADERS.get(handler_id)
-    if known is not None and known[0] is entry:
-        return list(known[1])  # a copy: whoever holds the response may change its headers
-    headers = _handler_headers(b"hit", format_time(entry.record.last_update_time), body)
-    if len(_HIT_HEADERS) >= HIT_HEADERS_LIMIT:
-        _HIT_HEADERS.clear()
-    _HIT_HEADERS[handler_id] = (entry, headers)
-    return list(headers)
+def _render(record: HandlerRecord) -> bytes:
+    return orjson.dumps(handler_json(record))
 
 
 async def get_handler(request: Request) -> Response:
@@ -96,23 +70,10 @@ async def get_handler(request: Request) -> Response:
     """
     account = deps.account(request)
     handler_id = _handler_id(request)
-    cache = deps.cache(request)
-    entry = cache.get(handler_id)
-    if entry is not None and entry.body is not None:
-        if account is not None and entry.record.account_id != account:
-            raise HandlerNotFound(handler_id)
-        return RawResponse(entry.body, _hit_headers(handler_id, entry, entry.body))
-    token = cache.begin_read(handler_id)  # before the read: a racing change wins
-    found = await deps.db(request).getHandler(handler_id)
-    if found is None:
+    served = await deps.cache(request).serve(handler_id, deps.db(request).getHandler, _render)
+    if served is None or (account is not None and served.record.account_id != account):
         raise HandlerNotFound(handler_id)
-    body = orjson.dumps(handler_json(found))
-    # The body says it all: the stored policies need not be kept a second time.
-    cache.put(found._replace(policies_json=None), token, body)
-    if account is not None and found.account_id != account:
-        raise HandlerNotFound(handler_id)
-    return RawResponse(body, _handler_headers(b"miss", format_time(found.last_update_time),
-                                              body))
+    return RawResponse(served.body, served.headers)
 
 
 async def head_handler(request: Request) -> Response:

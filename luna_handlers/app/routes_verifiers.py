@@ -13,7 +13,6 @@ from luna_handlers.app.params import (
     parse_query,
 )
 from luna_handlers.app.policies import parse_verifier_body
-from luna_handlers.app.rendered import VERIFIER_ITEMS
 from luna_handlers.app.serialize import ORJSONResponse, verifier_json
 from luna_handlers.errors import VerifierNotFound
 
@@ -38,7 +37,7 @@ async def list_verifiers(request: Request) -> Response:
     filters = list_filters(values, deps.account(request), "verifier_ids")
     records = [] if filters is None else await deps.db(request).getVerifiers(
         filters, values["page"], values["page_size"])
-    return VERIFIER_ITEMS.page("verifiers", records)
+    return deps.verifier_items(request).page("verifiers", records)
 
 
 async def count_verifiers(request: Request) -> Response:

@@ -9,7 +9,7 @@ import orjson
 from starlette.responses import Response
 
 from luna_handlers.app.policies import normalise_handler_policies, normalise_verifier_policies
-from luna_handlers.db.context import HandlerRecord, VerifierRecord
+from luna_handlers.db import HandlerRecord, VerifierRecord
 from luna_handlers.errors import HandlerCorrupted, VerifierCorrupted
 
 

@@ -1,7 +1,8 @@
-"""The access point the DB context uses: short sessions on the current pool.
+"""The face of the database layer: :class:`Database`, and the :class:`Session` it lends.
 
-Implementations: :class:`luna_handlers.db.hostpool.HostPool` (every connection to one host)
-and the failover manager that moves such a pool between hosts. Both raise only errors of
+Implementations: :class:`luna_handlers.db.pool.failover.FailoverDatabase` (what
+:func:`luna_handlers.db.open_database` returns) and, for a single host and the tests,
+:class:`luna_handlers.db.pool.hostpool.HostPool`. Both raise only errors of
 :mod:`luna_handlers.errors` from ``read()``/``write()``:
 
 - ``DatabaseUnavailable``: nothing was changed, a retry is safe;
@@ -11,16 +12,38 @@ and the failover manager that moves such a pool between hosts. Both raise only e
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from luna_handlers.db.sources import Session
+from luna_handlers.db.changes import ChangeFeed
+from luna_handlers.db.prepared import Prepared, Row
+
+#: The isolation level of every connection the dialects open: each statement commits itself.
+AUTOCOMMIT = "AUTOCOMMIT"
+
+
+class Session(Protocol):
+    """One borrowed connection: run statements, then :meth:`release` it; a broken one is
+    :meth:`discard`-ed first (and still released: that frees its place)."""
+
+    async def rows(self, prepared: Prepared, params: Mapping[str, Any]) -> Sequence[Row]:
+        """Run ``prepared`` with ``params``; its rows (RETURNING rows for DML)."""
+        ...
+
+    async def release(self) -> None:
+        """Give the connection back to its pool."""
+        ...
+
+    async def discard(self) -> None:
+        """Close the connection's socket now, never waiting on the host."""
+        ...
 
 
 class Database(Protocol):
-    """What the DB context needs from the database layer."""
+    """What the DB context and the application need from the database layer."""
 
     @property
     def dialect_name(self) -> str:
@@ -46,6 +69,12 @@ class Database(Protocol):
 
     def status(self) -> dict[str, Any]:
         """Facts for the health check (no secrets)."""
+        ...
+
+    def changes(self, on_change: Callable[[str], None], on_reset: Callable[[], None],
+                name: str | None = None) -> ChangeFeed | None:
+        """A feed of handler changes that follows the current host (not started), or None
+        when the dialect sends none (see :mod:`luna_handlers.db.changes`)."""
         ...
 
     async def close(self) -> None:

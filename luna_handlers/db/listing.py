@@ -85,7 +85,7 @@ def _count(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
                     .select_from(table).where(*_where(table, shape, dialect)))
 
 
-class _ByShape:
+class StatementsByShape:
     """Fixed-shape statements made on demand, one per table and set of filters in use."""
 
     def __init__(self, make: Callable[[sa.Table, tuple[str, ...]], Prepared]) -> None:
@@ -99,5 +99,5 @@ class _ByShape:
         return found
 
 
-PAGE = _ByShape(_page)
-COUNT = _ByShape(_count)
+PAGE = StatementsByShape(_page)
+COUNT = StatementsByShape(_count)

@@ -8,7 +8,7 @@ still writes every query, but its per-call cost (statement objects, cache keys, 
 adaptation, greenlet hops) stays out of the request path. Other dialects execute the same
 statement through SQLAlchemy as usual.
 
-Running them is the session's job (:mod:`luna_handlers.db.sources`): compiled SQL and
+Running them is the session's job (:mod:`luna_handlers.db.pool.connections`): compiled SQL and
 :meth:`Prepared.bind` on asyncpg, :meth:`Prepared.statement` through SQLAlchemy on Oracle.
 """
 

@@ -16,7 +16,7 @@ class HandlerRecord(NamedTuple):
     """A handler as stored; ``policies_json`` (the stored text) is None for dynamic handlers.
 
     The policies are decoded on access, not on read: a list page whose items are already
-    rendered (:mod:`luna_handlers.app.rendered`) compares the stored text and never decodes it.
+    rendered (:mod:`luna_handlers.app.list_items`) compares the stored text and never decodes it.
     Records are named tuples, immutable and several times cheaper to make than frozen
     dataclasses (a list page makes one per item).
     """

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from luna_handlers.app.application import create_app
 from luna_handlers.config import Settings, load_settings
 from luna_handlers.db.database import Database
-from luna_handlers.db.hostpool import HostPool
+from luna_handlers.db.pool.hostpool import HostPool
 
 POLICIES: dict[str, Any] = {"detect_policy": {"detect_face": 1, "estimate_mask": 1}}
 VERIFIER_POLICIES: dict[str, Any] = {"verification_threshold": 0.75}
@@ -66,11 +66,17 @@ async def serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-async def client(backend_database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app with default settings (no token) on the module's database, on
-    each backend (see ``backend_database``)."""
+def app(backend_database: Database) -> Starlette:
+    """The app with default settings (no token) on the module's database, on each backend
+    (see ``backend_database``)."""
     pool = backend_database if isinstance(backend_database, HostPool) else None
-    async with serve(create_app(make_settings(pool), shared(backend_database))) as http:
+    return create_app(make_settings(pool), shared(backend_database))
+
+
+@pytest.fixture(scope="module")
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app``."""
+    async with serve(app) as http:
         yield http
 
 

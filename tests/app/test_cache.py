@@ -14,13 +14,16 @@ import pytest
 from prometheus_client import REGISTRY
 
 from luna_handlers.app import cache as cache_module
-from luna_handlers.app.cache import HandlerCache, cache_with_feed
+from luna_handlers.app.cache import HandlerCache, cache_following
 from luna_handlers.db.context import DBContext, HandlerRecord
-from luna_handlers.db.dsn import PgDsn, parse_pg_dsn
-from luna_handlers.db.hostpool import HostPool
-from luna_handlers.db.notify import ChangeFeed, host_pool_target
+from luna_handlers.db.dialects.oracle.backend import oracle_backend
+from luna_handlers.db.dialects.oracle.dsn import parse_oracle_dsn
+from luna_handlers.db.dialects.postgresql.backend import pg_backend
+from luna_handlers.db.dialects.postgresql.dsn import parse_pg_dsn
+from luna_handlers.db.dialects.postgresql.feed import ListenFeed
+from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.pgserver.cluster import PgCluster
-from tests.conftest import FAILOVER, TEST_PASSWORD, TEST_USER, host_pool
+from tests.conftest import FAILOVER, host_pool
 
 POLICIES = {"detect_policy": {"detect_face": 1}}
 # The goal is 1 s; the bound is twice that so that a loaded CI machine does not flake.
@@ -143,19 +146,18 @@ def test_hits_and_misses_are_exported() -> None:
 
 
 def test_no_cache_on_oracle() -> None:
-    dsn = parse_pg_dsn("u:p@127.0.0.1:1/db")
-    cache, feed = cache_with_feed(100, "oracle", lambda: None, dsn, FAILOVER)
+    # Nothing connects before a session is asked for: neither pool touches a server here.
+    oracle_dsn = parse_oracle_dsn("u/p@127.0.0.1:1/svc")
+    oracle_pool = HostPool(oracle_backend(oracle_dsn, 1, FAILOVER), oracle_dsn.addresses[0])
+    cache, feed = cache_following(100, oracle_pool)
     assert feed is None and not cache.enabled and cache.max_size == 0
-    cache, feed = cache_with_feed(0, "postgresql", lambda: None, dsn, FAILOVER)
+    dsn = parse_pg_dsn("u:p@127.0.0.1:1/db")
+    pg_pool = HostPool(pg_backend(dsn, 1, FAILOVER), dsn.hosts[0])
+    cache, feed = cache_following(0, pg_pool)
     assert feed is None and not cache.enabled
 
 
 # -- two service instances on one database -----------------------------------------------
-
-
-def pool_dsn(pool: HostPool) -> PgDsn:
-    url = pool.engine.url
-    return parse_pg_dsn(f"{TEST_USER}:{TEST_PASSWORD}@{url.host}:{url.port}/{url.database}")
 
 
 async def until(check: Callable[[], bool], within: float = 3.0) -> None:
@@ -180,7 +182,7 @@ class Instance:
     pool: HostPool
     ctx: DBContext
     cache: HandlerCache
-    feed: ChangeFeed
+    feed: ListenFeed
     name: str
 
     async def get(self, handler_id: str) -> tuple[HandlerRecord | None, bool]:
@@ -198,9 +200,8 @@ class Instance:
 async def start_instance(pool: HostPool) -> Instance:
     name = f"inst-{uuid.uuid4().hex[:8]}"
     # A unique application name, so a test can kill exactly this instance's listener.
-    cache, feed = cache_with_feed(100, pool.dialect_name, lambda: host_pool_target(pool),
-                                  pool_dsn(pool), FAILOVER, application_name=name)
-    assert feed is not None and cache.feed is feed
+    cache, feed = cache_following(100, pool, name=name)
+    assert isinstance(feed, ListenFeed) and cache.feed is feed
     feed.start()
     assert await feed.wait_healthy(5)
     return Instance(pool, DBContext(pool), cache, feed, name)

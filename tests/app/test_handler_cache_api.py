@@ -8,7 +8,7 @@ import time
 import httpx
 
 from luna_handlers.app.application import create_app
-from luna_handlers.db.hostpool import HostPool
+from luna_handlers.db.pool.hostpool import HostPool
 from tests.app.conftest import (
     POLICIES,
     acc,

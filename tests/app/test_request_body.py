@@ -17,7 +17,7 @@ from luna_handlers.app import deps
 from luna_handlers.app.application import create_app
 from luna_handlers.app.serialize import ORJSONResponse
 from luna_handlers.db.database import Database
-from luna_handlers.db.hostpool import HostPool
+from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.errors import BadAccountId, BadContentType, PayloadTooLarge
 from tests.app.conftest import acc, make_settings, new_account, shared
 

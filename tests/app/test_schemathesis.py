@@ -27,7 +27,7 @@ from schemathesis.python import asgi as schemathesis_asgi
 
 from luna_handlers.app.application import create_app
 from luna_handlers.db.database import Database
-from luna_handlers.db.migrate import upgrade
+from luna_handlers.db.schema.migrate import upgrade
 from luna_handlers.pgserver.cluster import PgCluster
 from tests.app.conftest import make_settings
 from tests.conftest import host_pool, new_database

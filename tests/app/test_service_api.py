@@ -19,9 +19,10 @@ from luna_handlers.app.errors import ErrorMiddleware
 from luna_handlers.app.logging import RequestIdFilter, configure_logging
 from luna_handlers.app.middleware import RequestMiddleware
 from luna_handlers.config import FailoverSettings
-from luna_handlers.db.dsn import HostPort, parse_pg_dsn
-from luna_handlers.db.engine import pg_source
-from luna_handlers.db.hostpool import HostPool
+from luna_handlers.db.dialects.postgresql.backend import pg_backend
+from luna_handlers.db.dialects.postgresql.dsn import parse_pg_dsn
+from luna_handlers.db.hosts import HostPort
+from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.pgserver.cluster import free_port
 from tests.app.conftest import (
     POLICIES,
@@ -60,7 +61,7 @@ async def dead_db_client() -> AsyncIterator[httpx.AsyncClient]:
                                 health_check_interval=1.0, switch_wait=1.0)
     port = free_port()
     dsn = parse_pg_dsn(f"luna:pw@127.0.0.1:{port}/nothing")
-    pool = HostPool(pg_source(HostPort("127.0.0.1", port), dsn, 1, failover), label="dead")
+    pool = HostPool(pg_backend(dsn, 1, failover), HostPort("127.0.0.1", port), label="dead")
     async with serve(create_app(make_settings(), shared(pool))) as http:
         yield http
     await pool.close()

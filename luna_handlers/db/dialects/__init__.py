@@ -1,30 +1,32 @@
-"""Per-dialect knowledge: how driver errors are classified, and the dialect's quirks."""
+"""The registry of dialects: each hands in a :class:`~.dialect.Dialect` (and, through it, the
+pool's :class:`~luna_handlers.db.pool.backend.Backend`).
+
+A new dialect is a package here with a ``DIALECT`` and one line in :data:`DIALECTS`; no
+other module chooses by dialect name. Dialects never import ``luna_handlers.app``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from enum import Enum
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from luna_handlers.db.dialects import oracle, postgresql
+from luna_handlers.db.dialects.dialect import Dialect
+
+#: By ``db_type`` (the configuration's name).
+DIALECTS: Mapping[str, Dialect] = MappingProxyType(
+    {dialect.db_type: dialect for dialect in (postgresql.DIALECT, oracle.DIALECT)})
+_BY_NAME = {dialect.name: dialect for dialect in DIALECTS.values()}
 
 
-class ErrorKind(Enum):
-    """What a driver error means for the pool; only CONNECTIVITY and READ_ONLY move it."""
-
-    CONNECTIVITY = "connectivity"  # the host or the session is gone: count towards a switch
-    READ_ONLY = "read_only"  # a read-write pool landed on a read-only host: switch at once
-    AUTH = "auth"  # credentials or database name wrong: report loudly, never hop hosts
-    OTHER = "other"  # the statement itself failed: the host is fine
+def dialect_for(db_type: str) -> Dialect:
+    """The dialect of a configured ``db_type`` (``postgres`` or ``oracle``)."""
+    return DIALECTS[db_type]
 
 
-def error_chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, what it wraps (SQLAlchemy's ``.orig``) and its causes, once each."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        item = todo.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        orig = getattr(item, "orig", None)
-        todo.extend([item.__cause__, item.__context__,
-                     orig if isinstance(orig, BaseException) else None])
+def named(name: str) -> Dialect:
+    """The dialect of an SQLAlchemy dialect name (``postgresql`` or ``oracle``)."""
+    return _BY_NAME[name]
+
+
+__all__ = ["DIALECTS", "Dialect", "dialect_for", "named"]

@@ -1,0 +1,66 @@
+"""What a dialect hands in to the pool: :class:`Backend`.
+
+Everything the failover machinery needs to know about a dialect is here, as data and
+functions; :mod:`luna_handlers.db.pool` itself never imports a dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from luna_handlers.db.changes import ChangeFeed, FeedFactory, Target
+from luna_handlers.db.hosts import HostPort, TargetSessionAttrs
+from luna_handlers.db.pool.connections import Connections
+from luna_handlers.db.pool.faults import COMMON_ERRORS, ErrorKind
+from luna_handlers.db.pool.roles import HostRole
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One configured database as the pool sees it: its hosts and its dialect's functions.
+
+    ``probe(host, timeout)`` connects to one host, reads its role and disconnects, raising
+    the driver's error on failure; ``connections(host)`` makes a pool's connections on one
+    host; ``classify`` maps the driver errors of sessions to :class:`ErrorKind`, and
+    ``probe_classify`` (when it differs) those of probes and warm-ups; ``driver_errors`` are
+    the driver's own exception roots; ``changes`` makes the change feed, None when the
+    dialect sends no notifications.
+    """
+
+    dialect: str
+    hosts: tuple[HostPort, ...]
+    target: TargetSessionAttrs
+    connect_timeout: float
+    probe: Callable[[HostPort, float], Awaitable[HostRole]]
+    connections: Callable[[HostPort], Connections]
+    classify: Callable[[BaseException], ErrorKind]
+    driver_errors: tuple[type[BaseException], ...]
+    probe_classify: Callable[[BaseException], ErrorKind] | None = None
+    changes: FeedFactory | None = None
+    secret: str = ""  # scrubbed from every error text (the password)
+
+    @property
+    def errors(self) -> tuple[type[BaseException], ...]:
+        """Everything a session or connect of this backend can raise for the pool to classify."""
+        return COMMON_ERRORS + self.driver_errors
+
+    def classify_probe(self, exc: BaseException) -> ErrorKind:
+        """The :class:`ErrorKind` of a failed probe or warm-up."""
+        return (self.probe_classify or self.classify)(exc)
+
+    def feed(self, target: Target, on_change: Callable[[str], None],
+             on_reset: Callable[[], None], name: str | None) -> ChangeFeed | None:
+        """A change feed following ``target``, or None without notifications."""
+        return None if self.changes is None else self.changes(target, on_change, on_reset,
+                                                                 name)
+
+    def describe(self, exc: BaseException) -> str:
+        """One short line naming the error, with the secret scrubbed (before any cut)."""
+        lines = str(exc).strip().splitlines()  # later lines may hold SQL and parameters
+        text = lines[0] if lines else ""
+        if self.secret:
+            text = text.replace(self.secret, "***")
+        if text:
+            return f"{type(exc).__name__}: {text[:200]}"
+        return "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
