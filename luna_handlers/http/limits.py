@@ -15,6 +15,9 @@ logger = logging.getLogger("luna_handlers")
 #: (the pool and a replacement or probe): log files, the listening socket, the change feed,
 #: health-check logins, metrics files.
 FD_RESERVE = 64
+#: Refused connections that linger at once to hand over their 503 (see protocol.py); beyond
+#: that they are closed at once. They hold descriptors too, so they come out of the limit.
+MAX_REFUSED_LINGERING = 64
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ def http_limits(settings: Settings) -> HttpLimits:
     limit allows once the reserve is kept (so the database never meets EMFILE)."""
     server = settings.server
     soft = raise_open_file_limit()
-    allowed = soft - FD_RESERVE - 2 * settings.db.connection_pool_size
+    allowed = (soft - FD_RESERVE - MAX_REFUSED_LINGERING
+               - 2 * settings.db.connection_pool_size)
     max_connections = server.max_connections
     if allowed < max_connections:
         max_connections = max(allowed, 1)

@@ -46,7 +46,7 @@ from luna_handlers.errors import (
     TooManyConnections,
     URITooLong,
 )
-from luna_handlers.http.limits import HttpLimits
+from luna_handlers.http.limits import MAX_REFUSED_LINGERING, HttpLimits
 from luna_handlers.http.scope import CLIENT_GONE
 
 logger = logging.getLogger("luna_handlers.http")
@@ -58,9 +58,6 @@ LINGER_TIME = 30.0
 #: A refused connection waits this long for its request, which is read and thrown away so
 #: that closing does not reset the connection before the client has read its 503.
 REFUSED_LINGER = 1.0
-#: Refused connections lingering at once; beyond that they are closed at once (each holds a
-#: file descriptor, the very thing that is short).
-MAX_REFUSED_LINGERING = 64
 #: Seconds between two warnings about refused connections.
 REFUSAL_WARNING_INTERVAL = 10.0
 
