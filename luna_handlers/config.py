@@ -113,6 +113,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "token": Key(str, None, _not_blank, secret=True,
                      doc="shared bearer token; unset = no auth"),
         "max_body_size": Key(int, 1024 * 1024, _range(1, 1 << 30), doc="bytes"),
+        "max_json_members": Key(int, 5000, _range(100, 10_000_000),
+                                doc="':' in a JSON body (one per member); 12022 above"),
         "cache_size": Key(int, 10000, _range(0, 10_000_000),
                           doc="handlers kept in the read cache; 0 disables it"),
     },
@@ -176,6 +178,7 @@ class APISettings:
 
     token: str | None = field(repr=False)
     max_body_size: int
+    max_json_members: int
     cache_size: int
 
 

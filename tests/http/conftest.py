@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,13 @@ def raw_request(method: str, path: str, headers: list[tuple[str, str]] | None = 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+#: Bytes read past a response, per socket: the start of the next (pipelined) one.
+_leftover: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     """One response from ``sock``: status, headers (lower-case names), body."""
-    data = b""
+    data = _leftover.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
@@ -134,6 +139,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
         if not chunk:
             raise EOFError("connection closed inside the body")
         body += chunk
+    _leftover[sock] = body[length:]
     return int(status_line.split()[1]), headers, body[:length]
 
 
