@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
 from luna_handlers.pgserver.cluster import PgCluster, free_port
-from tests.conftest import TEST_PASSWORD, TEST_USER, new_database
+from tests.conftest import TEST_PASSWORD, TEST_USER, new_database, wait_healthy
 
 TOKEN = "edge-test-token"
 ACCOUNT = "6d7e1a3e-0a4f-4b7e-9d3f-1c2b3a4d5e6f"
@@ -48,16 +47,7 @@ class Served:
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 # setrlimit only, in the child: no lock a thread could hold is taken
                 preexec_fn=self.preexec)  # noqa: PLW1509
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log()
-            try:
-                if httpx.get(self.url("/1/healthcheck"), timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("service did not become healthy: " + self.log())
+        wait_healthy(self.proc, self.url("/1/healthcheck"), self.log)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

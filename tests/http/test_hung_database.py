@@ -7,11 +7,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
-from luna_handlers.pgserver.cluster import PgCluster, free_port
-from tests.conftest import TEST_PASSWORD, TEST_USER
+from luna_handlers.pgserver.cluster import PgCluster
+from tests.conftest import started_cluster
 from tests.http.conftest import (
     ACCOUNT,
     TOKEN,
@@ -32,12 +33,7 @@ POST = raw_request("POST", "/1/handlers", [("Content-Type", "application/json"),
 @pytest.fixture(scope="module")
 def own_cluster(shared_tmp: Path) -> Iterator[PgCluster]:
     """A PostgreSQL of this module alone: the tests hang it."""
-    cluster = PgCluster(datadir=shared_tmp / "hung", port=free_port(),
-                        superuser_password="postgres-test", settings={"fsync": "off"})
-    cluster.initdb()
-    cluster.start()
-    cluster.ensure_database(TEST_USER, TEST_PASSWORD, "postgres")
-    cluster.psql(f'ALTER ROLE "{TEST_USER}" CREATEDB')
+    cluster = started_cluster(shared_tmp / "hung")
     yield cluster
     cluster.resume()
     cluster.stop("immediate")
@@ -76,6 +72,9 @@ def test_a_client_gone_before_its_answer_is_one_499_line(
     assert "Traceback" not in log
     assert [line for line in log.splitlines() if "POST /1/handlers" in line] == [
         next(line for line in log.splitlines() if "POST /1/handlers 499" in line)]
+    metrics = httpx.get(served.url("/metrics")).text
+    assert ('luna_handlers_http_requests_total{method="POST",route="/1/handlers",'
+            'status="499"} 1.0') in metrics
 
 
 def test_sigterm_while_the_database_hangs_answers_503_34011(
