@@ -10,7 +10,9 @@ subclass adds, per connection:
 * size limits: a request target over ``max_url_length`` is a 414 (a 400 12012 naming the query
   parameter when the query is what is long), header fields over ``max_header_size`` a 431,
   both refused while they arrive, before they are buffered;
-* a limit on open connections (``max_connections``): the next one gets a 503 at once;
+* a limit on open connections (``max_connections``): at the limit the oldest connection that
+  waits for a request (nothing sent yet, or idle between two) is closed to make room, as
+  nginx reuses such connections; when every one is busy, the next client gets a 503 at once;
 * a lingering close: when a connection is closed with a request body still unread (a 413, a
   refused header block), it is half-closed and what the client still sends is read and thrown
   away for a bounded time, so the answer reaches a client that is still sending instead of
@@ -87,6 +89,9 @@ class _CycleTransport(asyncio.Transport):
 class LunaHttpProtocol(HttpToolsProtocol):
     """One HTTP/1.1 connection (see the module docstring)."""
 
+    #: Connections of this process waiting for a request, oldest first: the ones closed to
+    #: make room at the connection limit.
+    _waiting: ClassVar[dict[LunaHttpProtocol, None]] = {}
     _refused_lingering: ClassVar[int] = 0
     _refused_since_warning: ClassVar[int] = 0
     _last_refusal_warning: ClassVar[float] = 0.0
@@ -108,11 +113,16 @@ class LunaHttpProtocol(HttpToolsProtocol):
     # -- connection ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Take the connection, or answer 503 at once when the worker holds too many."""
+        """Take the connection (making room if need be), or answer 503 at once."""
         if len(self.connections) >= self.limits.max_connections:
-            self._refuse_connection(transport)
-            return
+            oldest = next(iter(self._waiting), None)
+            if oldest is None:
+                self._refuse_connection(transport)
+                return
+            del self._waiting[oldest]
+            oldest.transport.close()
         super().connection_made(transport)
+        self._waiting[self] = None
         self._timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout)
 
     def _refuse_connection(self, transport: asyncio.Transport) -> None:
@@ -136,6 +146,7 @@ class LunaHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection; mark a request left without its answer."""
         self._cancel_timer()
+        self._waiting.pop(self, None)
         if self._refused:
             LunaHttpProtocol._refused_lingering -= 1
             self._refused = False
@@ -192,6 +203,7 @@ class LunaHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A request begins: its headers are counted and timed from here."""
         super().on_message_begin()
+        self._waiting.pop(self, None)
         self._in_headers = True
         self._began_in_chunk = True
         self._header_bytes = 0
@@ -246,6 +258,8 @@ class LunaHttpProtocol(HttpToolsProtocol):
             self.server_state.total_requests += 1
             return
         super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # idle until the next request
+            self._waiting[self] = None
 
     # -- timers and closing ----------------------------------------------------------------
 
@@ -276,6 +290,7 @@ class LunaHttpProtocol(HttpToolsProtocol):
         """Half-close: the client reads our answer and EOF while what it still sends is read
         and dropped, until it closes, is silent for ``LINGER_IDLE`` or ``total`` is over."""
         self._lingering = True
+        self._waiting.pop(self, None)
         self._cancel_timer()
         if self.transport.can_write_eof():
             self.transport.write_eof()

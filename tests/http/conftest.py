@@ -23,7 +23,7 @@ from tests.conftest import TEST_PASSWORD, TEST_USER, new_database, wait_healthy
 TOKEN = "edge-test-token"
 ACCOUNT = "6d7e1a3e-0a4f-4b7e-9d3f-1c2b3a4d5e6f"
 #: The small limits the edge tests run with.
-EDGE = {"header_timeout": 1, "body_timeout": 1, "max_connections": 40, "shutdown_timeout": 2}
+EDGE = {"header_timeout": 1, "body_timeout": 1}
 
 
 class Served:
