@@ -7,7 +7,8 @@ in each and the ratio shows what grows with the data:
   round-robin over the remaining accounts (~90 handlers each in both sets);
 * one in 20 is dynamic (no policies); the others carry one of three realistic policy sets,
   stored as the service stores them;
-* descriptions are two words of :data:`VOCABULARY` and a number (``"north gate 17"``);
+* descriptions are two words of :data:`VOCABULARY` (drawn uniformly by a hash of the
+  row number) and a number (``"north gate 17"``);
 * creation times spread evenly over two years, in groups of 20 sharing one instant, so that
   pages meet ties on ``create_time`` (the hot account has two handlers per instant).
 
@@ -121,8 +122,9 @@ def _insert(shape: Shape) -> str:
         SELECT {sql_uuid("md5(n::text)")},
                {sql_uuid(f"md5((-({account_no}) - 1)::text)")},
                t, t,
-               ($1::text[])[1 + n * 7 % {words}] || ' '
-                   || ($1::text[])[1 + (n / 3) * 13 % {words}] || ' ' || (n % 50)::text,
+               ($1::text[])[1 + abs(hashint4(n)::bigint) % {words}] || ' '
+                   || ($1::text[])[1 + abs(hashint4(n)::bigint) / {words} % {words}] || ' '
+                   || (n % 50)::text,
                CASE WHEN n % 20 = 7 THEN NULL ELSE ($2::text[])[1 + n % 3] END,
                n % 20 = 7
         FROM generate_series(1, {shape.handlers}) AS n,

@@ -33,7 +33,11 @@ def write_kit(kit: Path, shape: Shape, built_at: float) -> None:
         range(1, shape.accounts), min(ACCOUNTS_SAMPLE, shape.accounts - 1))
     (kit / "accounts.txt").write_text("".join(f"{account_id(k)}\n" for k in normal))
     (kit / "hot.txt").write_text(account_id(0) + "\n")
-    (kit / "words.txt").write_text("".join(f"{word}\n" for word in VOCABULARY))
+    # Single words (each in ~1.7% of descriptions) and two-word phrases (~0.01%): frequent
+    # terms end a page early, rare ones make the scan read everything.
+    rng = random.Random(0)
+    phrases = [f"{rng.choice(VOCABULARY)}%20{rng.choice(VOCABULARY)}" for _ in VOCABULARY]
+    (kit / "words.txt").write_text("".join(f"{term}\n" for term in (*VOCABULARY, *phrases)))
     (kit / "span.txt").write_text(f"{int(built_at) - SPAN_S}\n{int(built_at)}\n")
     (kit / "body.json").write_text(
         json.dumps({"description": "scale bench", "policies": REQUEST_POLICIES}))

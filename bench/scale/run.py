@@ -99,6 +99,16 @@ def _open_cluster(workdir: Path) -> tuple[PgCluster, dict[str, Any]]:
     return cluster, built
 
 
+def _settle(cluster: PgCluster, timeout: float = 60.0) -> None:
+    """Wait until no statement of the bench databases runs: requests wrk gave up on keep the
+    service busy after it stopped, and would slow the next case down."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and cluster.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+            " AND datname LIKE 'luna_scale_%' AND pid <> pg_backend_pid()") != "0":
+        time.sleep(0.2)
+
+
 def _measure(server: Server, kit: Path, case: str, load: Load, wrk: str) -> Measured:
     summary = wrk_summary(wrk, LUA, {"BENCH_CASE": case, "BENCH_KIT": str(kit)}, server.base,
                           load)
@@ -188,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 found[(shape.name, case)] = m = _measure(servers[shape.name], kits[shape.name],
                                                          case, load, wrk)
                 print(_line(m), flush=True)
+                _settle(cluster)
         if not args.no_bulkhead:
             bulk = _bulkhead(servers["big"], kits["big"], load, wrk)
     finally:
