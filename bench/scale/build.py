@@ -29,6 +29,7 @@ import orjson
 
 from bench.api.data import REQUEST_POLICIES, handler_id, migrate, sql_uuid
 from luna_handlers.app.policies import parse_handler_body
+from luna_handlers.db.schema.models import HANDLER_COUNT_BACKFILL
 
 #: Words of the descriptions (a substring search looks for one of them).
 VOCABULARY = (
@@ -153,12 +154,16 @@ async def build(dsn: str, shape: Shape) -> float:
             for key in keys:
                 await conn.execute(f'ALTER TABLE handler DROP CONSTRAINT "{key["conname"]}"')
             await conn.execute(_insert(shape), list(VOCABULARY), stored_variants())
+            # Written around the service: the counter is filled as the migration fills it.
+            await conn.execute("TRUNCATE handler_count")
+            await conn.execute(HANDLER_COUNT_BACKFILL)
             for key in keys:
                 await conn.execute(
                     f'ALTER TABLE handler ADD CONSTRAINT "{key["conname"]}" {key["def"]}')
             for index in indexes:
                 await conn.execute(index["indexdef"])
         await conn.execute("VACUUM ANALYZE handler")
+        await conn.execute("VACUUM ANALYZE handler_count")
     finally:
         await conn.close()
     return time.monotonic() - began

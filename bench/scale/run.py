@@ -24,6 +24,7 @@ from bench.api.load import Load, Result, ensure_wrk, prime_pairs, result_of, wrk
 from bench.api.servers import Server, start_ours
 from bench.scale.build import BIG, SMALL, Shape, build_sync
 from bench.scale.kit import sample, write_kit
+from luna_handlers.db.schema.models import HANDLER_COUNT_BACKFILL
 from luna_handlers.pgserver.cluster import PgCluster
 
 HERE = Path(__file__).resolve().parent
@@ -208,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.datadir is not None:  # kept for the next run: drop what POST added
             for shape in (SMALL, BIG):
                 cluster.psql("DELETE FROM handler WHERE create_time > (to_timestamp("
-                             f"{built['at']}) AT TIME ZONE 'utc')", dbname=shape.dbname)
+                             f"{built['at']}) AT TIME ZONE 'utc'); TRUNCATE handler_count; "
+                             f"{HANDLER_COUNT_BACKFILL}", dbname=shape.dbname)
         cluster.stop("fast")
         if args.datadir is None:
             shutil.rmtree(workdir, ignore_errors=True)
