@@ -87,6 +87,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                      doc="seconds between background checks of the host"),
         "switch_wait": Key(float, 5.0, _positive,
                            doc="seconds a request waits for a pool switch before 503"),
+        "scan_pool_size": Key(int, 4, _range(0, 1000),
+                              doc="connections of their own for lists, counts and searches "
+                                  "(on top of connection_pool_size); 0 = they share the pool"),
+        "scan_statement_timeout": Key(float, 5.0, _positive,
+                                      doc="seconds a list, count or search may run (server "
+                                          "side) before 503/34015"),
+        "scan_wait": Key(float, 1.0, _positive,
+                         doc="seconds a list, count or search waits for a connection of its "
+                             "share before 503/34014"),
     },
     "LUNA_HANDLERS_SERVER": {
         "host": Key(str, "127.0.0.1", doc="listen address"),
@@ -165,6 +174,10 @@ class FailoverSettings:
     failure_threshold: int
     health_check_interval: float
     switch_wait: float
+    # The scan share (lists, counts, searches); defaults as in SCHEMA.
+    scan_pool_size: int = 4
+    scan_statement_timeout: float = 5.0
+    scan_wait: float = 1.0
 
 
 @dataclass(frozen=True)

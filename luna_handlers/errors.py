@@ -34,7 +34,9 @@ Outline::
         │   └── DatabaseSwitched           34010  (the pool moved while the request waited)
         ├── DatabaseOutcomeUnknown         34011  503  (may have been applied)
         │   └── StoppedOutcomeUnknown      34011  (the service stopped mid-request)
-        └── DatabaseFailure                34012  500  (the database refused the statement)
+        ├── DatabaseFailure                34012  500  (the database refused the statement)
+        ├── ScansBusy                      34014  503  (choice: the lists' share is in use)
+        └── ScanTimedOut                   34015  503  (choice: a list's statement timeout)
     face engine (codes: choice)
     ├── EngineBusy                         35001  503  (queue full; Retry-After)
     ├── BadImage                           35002  400
@@ -205,6 +207,17 @@ class DatabaseOutcomeUnknown(
 
 class DatabaseFailure(DatabaseError, code=34012, status=500, desc="Database error"):
     """The database rejected the statement for a reason that is not connectivity."""
+
+
+class ScansBusy(DatabaseError, code=34014, status=503, desc="Too many list requests"):
+    """Every connection of the share for lists, counts and searches stayed busy for
+    ``scan_wait``: nothing was sent, a retry is safe. Reads by id and writes have their own
+    connections and are not affected."""
+
+
+class ScanTimedOut(DatabaseError, code=34015, status=503, desc="List request timed out"):
+    """A list, count or search ran past ``scan_statement_timeout`` and the database
+    cancelled it (a narrower filter is cheaper); the host is fine."""
 
 
 class VerifierCorrupted(LunaError, code=34013, status=500, desc="Internal server error"):

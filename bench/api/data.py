@@ -49,12 +49,15 @@ REQUEST_POLICIES: dict[str, Any] = {
         {"label": "watchlist", "similarity__gte": 0.9}]}}],
 }
 
+def sql_uuid(md5: str) -> str:
+    """SQL shaping the md5 hex text ``md5`` as a version-4 UUID, as :func:`handler_id` does."""
+    return (f"substr({md5}, 1, 8) || '-' || substr({md5}, 9, 4) || '-4' || "
+            f"substr({md5}, 14, 3) || '-a' || substr({md5}, 18, 3) || '-' || "
+            f"substr({md5}, 21, 12)")
+
+
 #: ``handler_id`` of handler ``:n`` in SQL, the same as :func:`handler_id` (pgbench script).
-SQL_HANDLER_ID = (
-    "substr(md5(:n::text), 1, 8) || '-' || substr(md5(:n::text), 9, 4) || '-4' || "
-    "substr(md5(:n::text), 14, 3) || '-a' || substr(md5(:n::text), 18, 3) || '-' || "
-    "substr(md5(:n::text), 21, 12)"
-)
+SQL_HANDLER_ID = sql_uuid("md5(:n::text)")
 
 
 def handler_id(n: int) -> str:
@@ -83,30 +86,36 @@ class BenchDatabase:
     workdir: Path
     kit: Path
     handlers: int
+    dbname: str = DBNAME
 
     @property
     def dsn(self) -> str:
         """A libpq URL of the bench database."""
-        return self.cluster.url(USER, PASSWORD, DBNAME)
+        return self.cluster.url(USER, PASSWORD, self.dbname)
 
     def vacuum(self) -> None:
         """Reclaim what the previous server's writes left, so each server starts alike."""
-        self.cluster.psql("VACUUM ANALYZE handler", dbname=DBNAME)
+        self.cluster.psql("VACUUM ANALYZE handler", dbname=self.dbname)
 
     def stop(self) -> None:
         """Stop the server."""
         self.cluster.stop("immediate")
 
 
+def bench_cluster(workdir: Path, settings: dict[str, str] | None = None) -> PgCluster:
+    """The bench's PostgreSQL over ``workdir / "pg"`` (``fsync=off``), not yet created or
+    started; ``settings`` add to or override the defaults."""
+    workdir.chmod(0o755)  # the server runs as another user when we are root
+    return PgCluster(datadir=workdir / "pg", port=free_port(), superuser_password="bench-super",
+                     settings={"fsync": "off", "max_connections": "300",
+                               "shared_buffers": "256MB", **(settings or {})})
+
+
 def start_database(handlers: int, workdir: Path | None = None) -> BenchDatabase:
     """Create, start, migrate and fill a fresh cluster in a new (or given) directory."""
     if workdir is None:
         workdir = Path(tempfile.mkdtemp(prefix="luna-handlers-bench-"))
-    workdir.chmod(0o755)  # the server runs as another user when we are root
-    cluster = PgCluster(datadir=workdir / "pg", port=free_port(),
-                        superuser_password="bench-super",
-                        settings={"fsync": "off", "max_connections": "300",
-                                  "shared_buffers": "256MB"})
+    cluster = bench_cluster(workdir)
     cluster.initdb()
     cluster.start()
     cluster.ensure_database(USER, PASSWORD, DBNAME)
@@ -117,13 +126,18 @@ def start_database(handlers: int, workdir: Path | None = None) -> BenchDatabase:
     return db
 
 
-async def _migrate_and_fill(db: BenchDatabase) -> None:
-    engine = create_async_engine(db.dsn.replace("postgresql://", "postgresql+asyncpg://"))
+async def migrate(dsn: str) -> None:
+    """Bring the database at ``dsn`` to the newest schema, as ``luna-handlers db upgrade``."""
+    engine = create_async_engine(dsn.replace("postgresql://", "postgresql+asyncpg://"))
     try:
         async with engine.connect() as conn:
             await upgrade(conn)
     finally:
         await engine.dispose()
+
+
+async def _migrate_and_fill(db: BenchDatabase) -> None:
+    await migrate(db.dsn)
     policies = orjson.dumps(stored_policies()).decode()
     start = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=30)
     rows = [(handler_id(n), account_id(n), start + timedelta(seconds=n * 60),

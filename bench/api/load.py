@@ -17,11 +17,13 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bench.api.data import DBNAME, PASSWORD, USER, BenchDatabase, account_id, handler_id
+from bench.api.data import PASSWORD, USER, BenchDatabase, account_id, handler_id
 from bench.api.servers import HERE, Server
 from luna_handlers.pgserver.cluster import bin_dir
 
@@ -140,53 +142,70 @@ def write_graphql_lua(db: BenchDatabase) -> None:
     (db.kit / "graphql.lua").write_text(f"return {{\n{items},\n}}\n")
 
 
-def _get_by_number(server: Server, numbers: range) -> None:
+def _get_each(server: Server, pairs: Sequence[tuple[str, str]]) -> None:
     # One keep-alive connection per slice: opening one per request would cost more than it.
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        for n in numbers:
+        for hid, owner in pairs:
             if server.flavor == "graphql":
-                body = json.dumps({"query": GRAPHQL["get"], "variables": {"id": handler_id(n)}})
+                body = json.dumps({"query": GRAPHQL["get"], "variables": {"id": hid}})
                 conn.request("POST", "/graphql", body, {"Content-Type": "application/json"})
             else:
-                conn.request("GET", f"/1/handlers/{handler_id(n)}",
-                             headers={"Luna-Account-Id": account_id(n)})
+                conn.request("GET", f"/1/handlers/{hid}", headers={"Luna-Account-Id": owner})
             conn.getresponse().read()
     finally:
         conn.close()
 
 
-def prime(server: Server, db: BenchDatabase, slices: int = 8) -> None:
+def prime_pairs(server: Server, pairs: Sequence[tuple[str, str]], slices: int = 8) -> None:
+    """GET each handler of ``pairs`` (id, owner) once, over ``slices`` connections."""
+    with ThreadPoolExecutor(slices) as pool:
+        list(pool.map(lambda k: _get_each(server, pairs[k::slices]), range(slices)))
+
+
+def prime(server: Server, db: BenchDatabase) -> None:
     """GET every handler once, before the get case: a server with a cache is then measured
     warm, as in production where each handler is read for every event. Every server gets
     the same pass, cache or not (it also warms PostgreSQL's buffers alike)."""
-    with ThreadPoolExecutor(slices) as pool:
-        list(pool.map(lambda k: _get_by_number(server, range(k + 1, db.handlers + 1, slices)),
-                      range(slices)))
+    prime_pairs(server, [(handler_id(n), account_id(n)) for n in range(1, db.handlers + 1)])
 
 
-def run_wrk(server: Server, case: str, db: BenchDatabase, load: Load, wrk: str) -> Result:
-    """Warm up, then load ``case`` for ``load.duration`` seconds."""
-    env = {**os.environ, "BENCH_FLAVOR": server.flavor, "BENCH_CASE": case,
-           "BENCH_KIT": str(db.kit)}
-    base = [wrk, "-t", str(load.threads), "-c", str(load.connections), "-s", str(LUA),
+def wrk_summary(wrk: str, script: Path, env: dict[str, str], url: str, load: Load
+                ) -> dict[str, Any] | str:
+    """Warm up, then run ``script`` against ``url`` for ``load.duration`` seconds: the JSON of
+    its ``BENCH_RESULT`` line, or why there is none. ``env`` adds to the environment."""
+    base = [wrk, "-t", str(load.threads), "-c", str(load.connections), "-s", str(script),
             "--latency", "--timeout", "5s"]
-    if case == "get":
-        prime(server, db)
+    full_env = {**os.environ, **env}
     if load.warmup > 0:
-        subprocess.run([*base, "-d", f"{load.warmup}s", server.base], env=env, check=False,
+        subprocess.run([*base, "-d", f"{load.warmup}s", url], env=full_env, check=False,
                        capture_output=True)
-    out = subprocess.run([*base, "-d", f"{load.duration}s", server.base], env=env,
+    out = subprocess.run([*base, "-d", f"{load.duration}s", url], env=full_env,
                          check=False, capture_output=True, text=True)
     line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH_RESULT ")), None)
     if line is None:
         detail = (out.stderr or out.stdout).strip().splitlines()[:2]
-        return Result(server.name, case, 0.0, 0.0, note=f"wrk failed: {' '.join(detail)}")
-    data = json.loads(line.removeprefix("BENCH_RESULT "))
-    seconds = data["duration_us"] / 1e6
-    return Result(server.name, case, data["requests"] / seconds, data["p99_us"] / 1000,
-                  non2xx=data["status_errors"],
-                  socket_errors=data["connect"] + data["read"] + data["write"] + data["timeout"])
+        return f"wrk failed: {' '.join(detail)}"
+    summary: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+    return summary
+
+
+def result_of(target: str, case: str, summary: dict[str, Any] | str) -> Result:
+    """A :class:`Result` from what :func:`wrk_summary` returned."""
+    if isinstance(summary, str):
+        return Result(target, case, 0.0, 0.0, note=summary)
+    seconds = summary["duration_us"] / 1e6
+    return Result(target, case, summary["requests"] / seconds, summary["p99_us"] / 1000,
+                  non2xx=summary["status_errors"],
+                  socket_errors=sum(summary[k] for k in ("connect", "read", "write", "timeout")))
+
+
+def run_wrk(server: Server, case: str, db: BenchDatabase, load: Load, wrk: str) -> Result:
+    """Warm up, then load ``case`` for ``load.duration`` seconds."""
+    if case == "get":
+        prime(server, db)
+    env = {"BENCH_FLAVOR": server.flavor, "BENCH_CASE": case, "BENCH_KIT": str(db.kit)}
+    return result_of(server.name, case, wrk_summary(wrk, LUA, env, server.base, load))
 
 
 def run_pgbench(db: BenchDatabase, load: Load) -> Result:
@@ -197,7 +216,7 @@ def run_pgbench(db: BenchDatabase, load: Load) -> Result:
             [str(bin_dir() / "pgbench"), "-h", db.cluster.host, "-p", str(db.cluster.port),
              "-U", USER, "-n", "-M", "prepared", "-c", str(load.connections),
              "-j", str(load.threads), "-T", str(load.duration), "-l",
-             "-f", str(db.kit / "pgbench_get.sql"), DBNAME],
+             "-f", str(db.kit / "pgbench_get.sql"), db.dbname],
             env=env, cwd=logs, check=False, capture_output=True, text=True)
         latencies = sorted(int(line.split()[2]) for path in Path(logs).iterdir()
                            for line in path.read_text().splitlines() if line)

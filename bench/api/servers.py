@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.api.data import DBNAME, PASSWORD, USER, BenchDatabase
+from bench.api.data import PASSWORD, USER, BenchDatabase
 from luna_handlers.pgserver.cluster import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -45,6 +45,7 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    health: str = "/health"
 
     @property
     def base(self) -> str:
@@ -72,14 +73,14 @@ class Server:
 
 
 def _spawn(name: str, flavor: str, port: int, argv: list[str], *, env: dict[str, str],
-           db: BenchDatabase) -> Server:
+           db: BenchDatabase, health: str = "/health") -> Server:
     log = db.workdir / f"{name}.log"
     with log.open("wb") as out:
         # Its own session: stop() can signal the server and every worker it forked.
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                    env={**os.environ, **env}, start_new_session=True,
                                    cwd=str(HERE.parent.parent))
-    return Server(name, flavor, port, process, log)
+    return Server(name, flavor, port, process, log, health)
 
 
 def _probe(server: Server) -> bool:
@@ -88,8 +89,7 @@ def _probe(server: Server) -> bool:
             server.base + "/graphql", data=b'{"query":"{__typename}"}', method="POST",
             headers={"Content-Type": "application/json"})
     else:
-        path = "/1/healthcheck" if server.name == "ours" else "/health"
-        request = urllib.request.Request(server.base + path)
+        request = urllib.request.Request(server.base + server.health)
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             return bool(200 <= response.status < 300)
@@ -108,22 +108,23 @@ def wait_ready(server: Server) -> Server:
     return server
 
 
-def start_ours(db: BenchDatabase, workers: int) -> Server:
-    """``luna-handlers serve`` with a config file pointing at the bench database."""
+def start_ours(db: BenchDatabase, workers: int, name: str = "ours") -> Server:
+    """``luna-handlers serve`` with a config file pointing at the bench database; ``name``
+    tells the servers of several databases (and their logs) apart."""
     port = free_port()
-    config = db.workdir / "luna-handlers.json"
+    config = db.workdir / f"{name}.json"
     config.write_text(json.dumps({
         "LUNA_HANDLERS_DB": {"db_type": "postgres", "db_host": db.cluster.host,
                              "db_port": db.cluster.port, "db_user": USER,
-                             "db_password": PASSWORD, "db_name": DBNAME,
+                             "db_password": PASSWORD, "db_name": db.dbname,
                              "connection_pool_size": POOL_SIZE},
         "LUNA_HANDLERS_SERVER": {"host": "127.0.0.1", "port": port, "workers": workers},
         "LOGGING": {"level": "WARNING"},
     }))
     script = Path(sys.executable).with_name("luna-handlers")
     argv = ([str(script)] if script.exists() else [sys.executable, "-m", "luna_handlers"])
-    return wait_ready(_spawn("ours", "rest", port, [*argv, "serve", "--config", str(config)],
-                             env={}, db=db))
+    return wait_ready(_spawn(name, "rest", port, [*argv, "serve", "--config", str(config)],
+                             env={}, db=db, health="/1/healthcheck"))
 
 
 def start_floor(db: BenchDatabase, workers: int) -> Server:

@@ -56,11 +56,16 @@ FeedFactory = Callable[[Target, Callable[[str], None], Callable[[], None], str |
                        ChangeFeed]
 
 
-def notify_after(dml: sa.Update | sa.Delete, id_column: sa.ColumnElement[Any]) -> sa.Select[Any]:
+def notify_after(dml: sa.Update | sa.Delete, id_column: sa.ColumnElement[Any],
+                 also: Callable[[sa.CTE], sa.CTE] | None = None) -> sa.Select[Any]:
     """``dml`` as a CTE followed by one ``pg_notify`` per changed row, in ONE statement.
 
     One round trip instead of two, and no notification when nothing matched. The result has
     one row per changed row, so ``bool(result.first())`` says whether anything changed.
+    ``also(changed)`` adds a statement over the changed rows (``changed_id``,
+    ``account_id``) to the same one, e.g. a counter update.
     """
-    changed = dml.returning(id_column.label("changed_id")).cte("changed")
-    return sa.select(sa.func.pg_notify(CHANNEL, changed.c.changed_id)).select_from(changed)
+    changed = dml.returning(id_column.label("changed_id"),
+                            dml.table.c.account_id).cte("changed")
+    notify = sa.select(sa.func.pg_notify(CHANNEL, changed.c.changed_id)).select_from(changed)
+    return notify if also is None else notify.add_cte(also(changed))

@@ -54,6 +54,13 @@ class Database(Protocol):
         """A session for reads."""
         ...
 
+    def scan(self) -> AbstractAsyncContextManager[Session]:
+        """A session for lists, counts and searches: a read on connections of their own
+        (the scan share: its own size, wait and statement timeout), so that slow scans
+        never hold the connections of reads by id and writes. Over the share:
+        ``ScansBusy``; past its statement timeout: ``ScanTimedOut``."""
+        ...
+
     def write(self) -> AbstractAsyncContextManager[Session]:
         """A session for writes.
 

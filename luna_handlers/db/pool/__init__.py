@@ -19,6 +19,10 @@ connections
     Every driver connection to one host, lent out as sessions:
     :class:`~.connections.Connections` (asyncpg's in the PostgreSQL dialect, an SQLAlchemy
     engine's for Oracle). Waiting for a free one is bounded by :class:`~.places.Places`.
+scan share
+    Connections of their own for lists, counts and searches (``Database.scan()``), with
+    their own size, wait and statement timeout, so that slow scans never take those of
+    reads by id and writes: :class:`~.connections.ScanShare`.
 pool
     The connections of one host with their driver errors classified into service errors,
     :class:`~.hostpool.HostPool`. "Pool" means this and nothing else.

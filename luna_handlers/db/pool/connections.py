@@ -40,9 +40,11 @@ class Connections(Protocol):
 
     engine: AsyncEngine
 
-    async def acquire(self) -> Session:
+    async def acquire(self, scan: bool = False) -> Session:
         """A session on a free connection (opened if needed); :class:`PoolBusy` when none
-        frees up in time, the driver's error when the host cannot be reached."""
+        frees up in time, the driver's error when the host cannot be reached. ``scan``:
+        for a list, count or search (:class:`ScanShare` lends those connections of their
+        own; a single set of connections lends the same ones)."""
         ...
 
     def stop_lending(self) -> None:
@@ -117,9 +119,9 @@ class EngineConnections:
         self._drivers = EngineDrivers(engine)
         self._lending = True
 
-    async def acquire(self) -> Session:
-        """A session on a pooled connection; PoolBusy when the pool times out, PoolRetired
-        once it stopped lending."""
+    async def acquire(self, scan: bool = False) -> Session:
+        """A session on a pooled connection (scans too); PoolBusy when the pool times out,
+        PoolRetired once it stopped lending."""
         if not self._lending:
             raise PoolRetired
         try:
@@ -140,6 +142,38 @@ class EngineConnections:
         """Dispose of the engine's pool."""
         self._lending = False
         await self.engine.dispose()
+
+
+class ScanShare:
+    """Two sets of connections to one host: one for reads by id and writes, one (the scan
+    share) for lists, counts and searches, with its own size, wait and statement timeout.
+
+    The bulkhead: a slow class of reads fills its own share and then waits or is refused
+    (PoolBusy), while the connections of point requests stay free for them.
+    """
+
+    def __init__(self, point: Connections, scan: Connections) -> None:
+        self.engine = point.engine
+        self._point = point
+        self._scan = scan
+
+    async def acquire(self, scan: bool = False) -> Session:
+        """A session from the scan share with ``scan``, else from the point connections."""
+        return await (self._scan if scan else self._point).acquire()
+
+    def stop_lending(self) -> None:
+        """Both shares lend no more."""
+        self._point.stop_lending()
+        self._scan.stop_lending()
+
+    def terminate_all(self) -> None:
+        """Abort every socket of both shares."""
+        self._point.terminate_all()
+        self._scan.terminate_all()
+
+    async def close(self) -> None:
+        """Close both shares gracefully."""
+        await asyncio.gather(self._point.close(), self._scan.close())
 
 
 async def warm(connections: Connections, size: int) -> None:

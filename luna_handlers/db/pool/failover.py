@@ -172,6 +172,10 @@ class FailoverDatabase(Switching):
         """A session for reads on the active host (see ``Database.read``)."""
         return CountedBorrow(self._for_request, write=False)
 
+    def scan(self) -> AbstractAsyncContextManager[Session]:
+        """A session of the scan share on the active host (see ``Database.scan``)."""
+        return CountedBorrow(self._for_request, write=False, scan=True)
+
     def write(self) -> AbstractAsyncContextManager[Session]:
         """A session for writes on the active host (see ``Database.write``)."""
         return CountedBorrow(self._for_request, write=True)

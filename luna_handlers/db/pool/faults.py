@@ -18,6 +18,7 @@ class ErrorKind(Enum):
     CONNECTIVITY = "connectivity"  # the host or the session is gone: count towards a switch
     READ_ONLY = "read_only"  # a read-write pool landed on a read-only host: switch at once
     AUTH = "auth"  # credentials or database name wrong: report loudly, never hop hosts
+    CANCELED = "canceled"  # the statement ran out of its statement timeout: the host is fine
     OTHER = "other"  # the statement itself failed: the host is fine
 
 

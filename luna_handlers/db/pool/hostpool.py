@@ -29,6 +29,8 @@ from luna_handlers.errors import (
     DatabaseOutcomeUnknown,
     DatabaseSwitched,
     DatabaseUnavailable,
+    ScansBusy,
+    ScanTimedOut,
 )
 
 logger = logging.getLogger("luna_handlers.db")
@@ -90,24 +92,37 @@ class HostPool:
         """A session for writes (autocommit); one lost on the way is "outcome unknown"."""
         return Borrow(self, write=True)
 
-    async def acquire(self) -> Session:
-        """A session from the connections, its failures classified and reported."""
+    def scan(self) -> AbstractAsyncContextManager[Session]:
+        """A session for lists, counts and searches, from the scan share."""
+        return Borrow(self, write=False, scan=True)
+
+    async def acquire(self, scan: bool = False) -> Session:
+        """A session from the connections (of the scan share with ``scan``), its failures
+        classified and reported."""
         try:
-            return await self.connections.acquire()
+            return await self.connections.acquire(scan)
         except PoolRetired:
             raise DatabaseSwitched("the database pool moved to another host; retry") from None
         except PoolBusy:
             # Not the host's fault: nothing is reported, no switch can follow.
+            if scan:
+                raise ScansBusy("every connection for lists, counts and searches is busy; "
+                                "retry") from None
             raise DatabaseUnavailable("every database connection is busy; retry") from None
         except self._errors as exc:
             raise self._unavailable(exc, "connect") from exc
 
-    async def failed(self, session: Session, exc: BaseException, *, write: bool) -> Exception:
+    async def failed(self, session: Session, exc: BaseException, *, write: bool,
+                     scan: bool = False) -> Exception:
         """The error a request gets for a driver failure on ``session`` (reported, and the
         session discarded when its connection is lost)."""
         kind = self._classify(exc)
         if kind is ErrorKind.CONNECTIVITY:
             await session.discard()
+        if kind is ErrorKind.CANCELED and scan:
+            self.listener(kind, exc)  # counted as an error, never towards a switch
+            return ScanTimedOut("the list request ran past its statement timeout; narrow "
+                                "the filters or retry")
         return self._reported(exc, kind, write=write)
 
     def _reported(self, exc: BaseException, kind: ErrorKind, *, write: bool) -> Exception:
@@ -164,14 +179,15 @@ class Borrow:
     and given back. A class rather than a generator-based context manager, since it wraps
     every statement of every request."""
 
-    __slots__ = ("_pool", "_session", "_write")
+    __slots__ = ("_pool", "_scan", "_session", "_write")
 
-    def __init__(self, pool: HostPool, *, write: bool) -> None:
+    def __init__(self, pool: HostPool, *, write: bool, scan: bool = False) -> None:
         self._pool = pool
         self._write = write
+        self._scan = scan
 
     async def __aenter__(self) -> Session:
-        self._session = await self._pool.acquire()
+        self._session = await self._pool.acquire(self._scan)
         return self._session
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -180,7 +196,8 @@ class Borrow:
         try:
             if exc is not None:
                 if isinstance(exc, pool._errors):
-                    raise await pool.failed(session, exc, write=self._write) from exc
+                    raise await pool.failed(session, exc, write=self._write,
+                                            scan=self._scan) from exc
                 # Cancelled mid-statement, say: what the connection is doing is unknown, and
                 # a graceful return would wait on the host for the statement to end.
                 await session.discard()

@@ -66,8 +66,11 @@ async def downgrade(conn: AsyncConnection, revision: str) -> None:
 async def _in_transactions(conn: AsyncConnection) -> None:
     # The service's pools run in autocommit; a revision must be one transaction (where the
     # database has transactional DDL), so this connection leaves autocommit until returned.
-    if not conn.in_transaction():
-        await conn.execution_options(isolation_level="READ COMMITTED")
+    # A read before (the startup check) may have auto-begun a "transaction" in autocommit:
+    # it holds nothing, and the level can only change outside one.
+    if conn.in_transaction():
+        await conn.commit()
+    await conn.execution_options(isolation_level="READ COMMITTED")
 
 
 def _run(sync_conn: Connection, verb: str, revision: str) -> None:

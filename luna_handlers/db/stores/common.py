@@ -10,7 +10,7 @@ no account restriction (root access).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -45,12 +45,13 @@ def match(table: sa.Table, scoped: bool) -> list[sa.ColumnElement[bool]]:
 
 
 def changed(dml: sa.Update | sa.Delete, table: sa.Table, dialect_name: str, *,
-            notify: bool) -> Statement:
+            notify: bool, also: Callable[[sa.CTE], sa.CTE] | None = None) -> Statement:
     """The statement returns one row per changed row; with ``notify``, on a dialect that
     sends change notifications, it also notifies the caches in the same statement, and so
-    the same transaction: on commit only."""
+    the same transaction: on commit only (``also``: see :func:`notify_after`, that path
+    only)."""
     if notify and named(dialect_name).supports_changes:
-        return notify_after(dml, id_column(table))
+        return notify_after(dml, id_column(table), also)
     return dml.returning(id_column(table))
 
 
@@ -65,17 +66,22 @@ def exists_statement(table: sa.Table, scoped: bool) -> Prepared:
     return Prepared(lambda _dialect: sa.select(id_column(table)).where(*match(table, scoped)))
 
 
-def delete_statement(table: sa.Table, scoped: bool, *, notify: bool = False) -> Prepared:
+def delete_statement(table: sa.Table, scoped: bool, *, notify: bool = False,
+                     also: Callable[[sa.CTE], sa.CTE] | None = None) -> Prepared:
     """Delete by id; one row per deleted row."""
     return Prepared(lambda dialect: changed(
-        sa.delete(table).where(*match(table, scoped)), table, dialect, notify=notify))
+        sa.delete(table).where(*match(table, scoped)), table, dialect, notify=notify,
+        also=also))
 
 
-def insert_statement(table: sa.Table, columns: Sequence[str]) -> Prepared:
-    """Insert one row; the values are bound as ``v_<column>``."""
+def insert_statement(table: sa.Table, columns: Sequence[str],
+                     wrap: Callable[[sa.Insert, str], Statement] | None = None) -> Prepared:
+    """Insert one row; the values are bound as ``v_<column>``. ``wrap(insert, dialect)``
+    makes the statement sent (adds a counter update, say)."""
     # Bind names differ from column names: SQLAlchemy reserves those for VALUES itself.
     values: dict[str, Any] = {column: sa.bindparam(f"v_{column}") for column in columns}
-    return Prepared(lambda _dialect: sa.insert(table).values(values))
+    return Prepared(lambda dialect: (sa.insert(table).values(values) if wrap is None
+                                     else wrap(sa.insert(table).values(values), dialect)))
 
 
 def by_id(object_id: str, account_id: str | None) -> dict[str, Any]:
@@ -99,6 +105,11 @@ class Store:
         async with self.database.write() as session:
             return await session.rows(prepared, params)
 
+    async def _scan(self, prepared: Prepared, params: dict[str, Any]) -> Sequence[Row]:
+        # Lists and counts have their own share of the connections (``Database.scan``).
+        async with self.database.scan() as session:
+            return await session.rows(prepared, params)
+
     async def _one(self, get: dict[bool, Prepared], object_id: str, account_id: str | None
                    ) -> Row | None:
         rows = await self._read(get[account_id is not None], by_id(object_id, account_id))
@@ -118,10 +129,10 @@ class Store:
                     page_size: int) -> Sequence[Row]:
         params = filter_params(table, filters)
         statement = PAGE(table, tuple(params))
-        return await self._read(statement, params | {"page_limit": page_size,
+        return await self._scan(statement, params | {"page_limit": page_size,
                                                      "page_offset": (page - 1) * page_size})
 
     async def _count(self, table: sa.Table, filters: ListFilters) -> int:
         params = filter_params(table, filters)
-        rows = await self._read(COUNT(table, tuple(params)), params)
+        rows = await self._scan(COUNT(table, tuple(params)), params)
         return int(rows[0]["total"])

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from luna_handlers.db.listing import filter_params
 from luna_handlers.db.prepared import Prepared, Row
 from luna_handlers.db.records import HandlerRecord, ListFilters
 from luna_handlers.db.schema.models import Handler
@@ -27,6 +28,7 @@ from luna_handlers.db.stores.common import (
     match,
     new_id,
 )
+from luna_handlers.db.stores.counts import counted_deletes, counted_insert, counter_for
 
 HANDLER: sa.Table = Handler.__table__  # type: ignore[assignment]  # declarative gives a Table
 
@@ -41,10 +43,12 @@ def _put(scoped: bool) -> Prepared:
 
 GET_HANDLER = {scoped: get_statement(HANDLER, scoped) for scoped in SCOPES}
 EXISTS_HANDLER = {scoped: exists_statement(HANDLER, scoped) for scoped in SCOPES}
-DELETE_HANDLER = {scoped: delete_statement(HANDLER, scoped, notify=True) for scoped in SCOPES}
+DELETE_HANDLER = {scoped: delete_statement(HANDLER, scoped, notify=True, also=counted_deletes)
+                  for scoped in SCOPES}
 PUT_HANDLER = {scoped: _put(scoped) for scoped in SCOPES}
-INSERT_HANDLER = insert_statement(HANDLER, ("handler_id", "account_id", "description",
-                                            "is_dynamic", "policies"))
+INSERT_HANDLER = insert_statement(
+    HANDLER, ("handler_id", "account_id", "description", "is_dynamic", "policies"),
+    lambda insert, dialect: counted_insert(insert) if dialect == "postgresql" else insert)
 
 
 def _handler(row: Row) -> HandlerRecord:
@@ -81,8 +85,13 @@ class HandlerStore(Store):
         return [_handler(row) for row in await self._list(HANDLER, filters, page, pageSize)]
 
     async def getHandlersCount(self, filters: ListFilters) -> int:
-        """How many handlers match the filters."""
-        return await self._count(HANDLER, filters)
+        """How many handlers match the filters (by account or all: from the counter,
+        :mod:`~luna_handlers.db.stores.counts`)."""
+        counter = counter_for(self.database.dialect_name, filters, HANDLER)
+        if counter is None:
+            return await self._count(HANDLER, filters)
+        rows = await self._scan(counter, filter_params(HANDLER, filters))
+        return int(rows[0]["total"])
 
     async def doesHandlerExist(self, handlerId: str, accountId: str | None = None) -> bool:
         """True if the handler exists (in this account)."""

@@ -58,7 +58,8 @@ PG_CASES: list[tuple[BaseException, ErrorKind]] = [
     (pgx.UniqueViolationError("duplicate key value"), OTHER),
     (pgx.UndefinedTableError('relation "x" does not exist'), OTHER),
     (pgx.SerializationError("could not serialize access"), OTHER),
-    (pgx.QueryCanceledError("canceling statement due to statement timeout"), OTHER),
+    (pgx.QueryCanceledError("canceling statement due to statement timeout"),
+     ErrorKind.CANCELED),
     (ValueError("not a driver error"), OTHER),
 ]
 
@@ -158,7 +159,7 @@ async def test_real_session_errors(pg_cluster: PgCluster) -> None:
     try:
         assert await classify_raised(conn.execute("SELECT pg_sleep(5)", timeout=0.2)) is C
         await conn.execute("SET statement_timeout = '50ms'")
-        assert await classify_raised(conn.execute("SELECT pg_sleep(5)")) is OTHER  # 57014
+        assert await classify_raised(conn.execute("SELECT pg_sleep(5)")) is ErrorKind.CANCELED
         await conn.execute("RESET statement_timeout")
         assert await classify_raised(conn.execute("SELECT * FROM missing")) is OTHER
         assert await classify_raised(

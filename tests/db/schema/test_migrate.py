@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from luna_handlers.db.context import DBContext, ListFilters
 from luna_handlers.db.schema.migrate import (
     SchemaMismatch,
     check_at_head,
@@ -14,9 +20,12 @@ from luna_handlers.db.schema.migrate import (
     head_revision,
     upgrade,
 )
+from luna_handlers.db.schema.models import Base
 from luna_handlers.db.schema.offline import offline_sql
 from luna_handlers.pgserver.cluster import PgCluster
-from tests.conftest import host_pool, new_database
+from tests.conftest import TEST_USER, host_pool, new_database
+
+ACCOUNT = "6d7e4e3a-0b8e-4a4c-9e7a-6c1f0a1b2c3d"
 
 
 async def tables(pool_conn: AsyncConnection) -> set[str]:
@@ -37,13 +46,20 @@ async def test_up_down_and_startup_check(pg_cluster: PgCluster) -> None:
                 await check_at_head(conn)
             await upgrade(conn)
             assert await current_revision(conn) == head_revision()
-            assert await tables(conn) == {"alembic_version", "handler", "verifier"}
+            assert await tables(conn) == {"alembic_version", "handler", "verifier",
+                                          "handler_count"}
             await check_at_head(conn)
-            indexes = await conn.run_sync(
-                lambda c: {i["name"]: i["column_names"]
-                           for i in sa.inspect(c).get_indexes("handler")})
-            assert indexes == {"ix_handler_account_id_create_time": ["account_id", "create_time"],
-                               "ix_handler_description": ["description"]}
+            assert await index_definitions(conn, "handler") == {
+                "ix_handler_account_time": "(account_id, create_time DESC, handler_id)",
+                "ix_handler_time": "(create_time DESC, handler_id)",
+                "ix_handler_description": "(description)",
+                "ix_handler_description_trgm": "gin (description gin_trgm_ops)",
+                "pk_handler": "(handler_id)"}
+            assert "ix_verifier_description_trgm" in await index_definitions(conn, "verifier")
+            await downgrade(conn, "0002")
+            assert await index_definitions(conn, "handler") == {
+                "ix_handler_account_id_create_time": "(account_id, create_time)",
+                "ix_handler_description": "(description)", "pk_handler": "(handler_id)"}
             await downgrade(conn, "base")
             assert await tables(conn) == {"alembic_version"}
             assert await current_revision(conn) is None
@@ -52,6 +68,63 @@ async def test_up_down_and_startup_check(pg_cluster: PgCluster) -> None:
             await conn.commit()
             with pytest.raises(SchemaMismatch, match="newer than this version knows"):
                 await check_at_head(conn)
+    finally:
+        await pool.close()
+
+
+async def index_definitions(conn: AsyncConnection, table: str) -> dict[str, str]:
+    """Index name -> its definition from ``USING`` on (btree shown as columns only)."""
+    rows = await conn.execute(sa.text(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t"), {"t": table})
+    return {name: definition.split(" USING ", 1)[1].removeprefix("btree ")
+            for name, definition in rows.all()}
+
+
+async def test_models_match_migrations(pg_cluster: PgCluster) -> None:
+    """What the models declare is what the migrations build (the trigram indexes aside:
+    optional, PostgreSQL's, and not in the models)."""
+    pool = host_pool(pg_cluster, new_database(pg_cluster))
+    try:
+        async with pool.engine.connect() as conn:
+            await upgrade(conn)
+
+            def compare(sync_conn: sa.Connection) -> list[object]:
+                context = MigrationContext.configure(sync_conn, opts={
+                    "include_name": lambda name, kind, _parent: not (
+                        (kind == "index" and str(name).endswith("_trgm"))
+                        or (kind == "table" and name == "alembic_version"))})
+                return list(compare_metadata(context, Base.metadata))
+
+            assert await conn.run_sync(compare) == []
+    finally:
+        await pool.close()
+
+
+async def test_upgrade_without_rights_for_the_extension(
+        pg_cluster: PgCluster, caplog: pytest.LogCaptureFixture) -> None:
+    """A role that may create tables but not extensions: the migration warns, says what a
+    DBA runs, and completes; searches still work (by scanning)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    pg_cluster.psql(f'CREATE DATABASE "{name}"')  # owned by the superuser
+    pg_cluster.psql(f'GRANT CREATE, USAGE ON SCHEMA public TO "{TEST_USER}"', dbname=name)
+    pool = host_pool(pg_cluster, name)
+    try:
+        async with pool.engine.connect() as conn:
+            with caplog.at_level(logging.WARNING, logger="luna_handlers.db"):
+                await upgrade(conn)
+            assert await current_revision(conn) == head_revision()
+            definitions = await index_definitions(conn, "handler")
+            assert "ix_handler_account_time" in definitions
+            assert not [index for index in definitions if index.endswith("_trgm")]
+        warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+        assert "pg_trgm" in warning and "42501" in warning
+        assert "CREATE EXTENSION pg_trgm;" in warning
+        assert "CREATE INDEX ix_handler_description_trgm ON handler" in warning
+        context = DBContext(pool)
+        handler_id = await context.createHandler({}, ACCOUNT, description="front gate 7")
+        assert [h.handler_id for h in await context.getHandlers(
+            ListFilters(description="gate"))] == [handler_id]
+        assert await context.getHandlersCount(ListFilters(account_id=ACCOUNT)) == 1
     finally:
         await pool.close()
 
@@ -81,9 +154,15 @@ def test_offline_postgres_ddl() -> None:
     for fragment in ["CREATE TABLE handler (", "handler_id VARCHAR(36) NOT NULL",
                      "policies TEXT", "is_dynamic BOOLEAN DEFAULT false NOT NULL",
                      "CREATE TABLE verifier (", "version INTEGER DEFAULT 1 NOT NULL",
-                     "CREATE INDEX ix_handler_account_id_create_time ON handler "
-                     "(account_id, create_time);",
+                     "CREATE INDEX ix_handler_account_time ON handler "
+                     "(account_id, create_time DESC, handler_id);",
+                     "CREATE INDEX ix_verifier_time ON verifier (create_time DESC, verifier_id);",
                      "CREATE INDEX ix_verifier_description ON verifier (description);",
+                     "CREATE EXTENSION IF NOT EXISTS pg_trgm;",
+                     "CREATE INDEX ix_handler_description_trgm ON handler "
+                     "USING gin (description gin_trgm_ops);",
+                     "CREATE TABLE handler_count (",
+                     "INSERT INTO handler_count (account_id, stripe, n) SELECT",
                      "COMMIT;"]:
         assert fragment in ddl
 
@@ -94,6 +173,10 @@ def test_offline_oracle_ddl() -> None:
                      "is_dynamic SMALLINT DEFAULT 0 NOT NULL",
                      "CONSTRAINT ck_handler_is_dynamic_bool CHECK (is_dynamic IN (0, 1))",
                      "create_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL",
-                     "CREATE INDEX ix_verifier_account_id_create_time ON verifier"]:
+                     "CREATE INDEX ix_verifier_account_time ON verifier "
+                     "(account_id, create_time DESC, verifier_id);",
+                     "CREATE INDEX ix_handler_time ON handler (create_time DESC, handler_id);"]:
         assert fragment in ddl
-    assert "BOOLEAN" not in ddl
+    # PostgreSQL's alone: no trigram index, no counter table on Oracle.
+    for absent in ("BOOLEAN", "pg_trgm", "gin", "handler_count"):
+        assert absent not in ddl

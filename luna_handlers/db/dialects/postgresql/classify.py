@@ -36,6 +36,14 @@ AUTH_CODES = frozenset({
     "3D000",  # invalid_catalog_name: the database does not exist
     "42501",  # insufficient_privilege
 })
+CANCELED_CODES = frozenset({
+    "57014",  # query_canceled: statement_timeout (the scan connections set one)
+})
+
+_BY_CODE = {code: kind for codes, kind in ((READ_ONLY_CODES, ErrorKind.READ_ONLY),
+                                           (AUTH_CODES, ErrorKind.AUTH),
+                                           (CANCELED_CODES, ErrorKind.CANCELED))
+            for code in codes}
 
 # Exception class names of asyncpg that mean the session died, without a SQLSTATE.
 _DEAD_SESSION_NAMES = frozenset({
@@ -53,10 +61,8 @@ def classify(exc: BaseException) -> ErrorKind:
     """Tell whether ``exc`` should count towards a failover (see :class:`ErrorKind`)."""
     for item in error_chain(exc):
         code = _sqlstate(item)
-        if code in READ_ONLY_CODES:
-            return ErrorKind.READ_ONLY
-        if code in AUTH_CODES:
-            return ErrorKind.AUTH
+        if code in _BY_CODE:
+            return _BY_CODE[code]
         if code is not None and (code in CONNECTIVITY_CODES
                                  or code.startswith(CONNECTIVITY_CLASSES)):
             return ErrorKind.CONNECTIVITY

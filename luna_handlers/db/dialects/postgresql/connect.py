@@ -20,6 +20,7 @@ from luna_handlers.db.database import AUTOCOMMIT
 from luna_handlers.db.dialects.postgresql.connections import AsyncpgConnections
 from luna_handlers.db.dialects.postgresql.dsn import PgDsn
 from luna_handlers.db.hosts import HostPort
+from luna_handlers.db.pool.connections import ScanShare
 
 APPLICATION_NAME = "luna-handlers"
 
@@ -52,16 +53,28 @@ def pg_engine(host: HostPort, dsn: PgDsn, failover: FailoverSettings) -> AsyncEn
 
 
 def pg_connections(host: HostPort, dsn: PgDsn, pool_size: int,
-                   failover: FailoverSettings) -> AsyncpgConnections:
+                   failover: FailoverSettings) -> AsyncpgConnections | ScanShare:
     """The request connections on ``host``: an asyncpg pool of ``pool_size``, where waiting
-    for a free connection is bounded like waiting for a switch."""
+    for a free connection is bounded like waiting for a switch; with ``scan_pool_size``, a
+    :class:`ScanShare` whose scan connections start with a server-side
+    ``statement_timeout`` (a startup parameter: no round trip per statement, and the
+    connection stays usable after the cancel) and wait ``scan_wait`` for a place."""
     connect_args = {"host": host.host, "port": host.port, "user": dsn.user,
                     "password": dsn.password or None, "database": dsn.dbname,
                     # The failover database judges the role; PGTARGETSESSIONATTRS from the
                     # environment must not make a pool connection refuse the chosen host.
                     "target_session_attrs": "any", **pg_connect_args(dsn, failover)}
-    return AsyncpgConnections(pg_engine(host, dsn, failover), pool_size, failover.switch_wait,
-                              failover.query_timeout, connect_args)
+    engine = pg_engine(host, dsn, failover)
+    point = AsyncpgConnections(engine, pool_size, failover.switch_wait,
+                               failover.query_timeout, connect_args)
+    if not failover.scan_pool_size:
+        return point
+    timeout_ms = max(1, round(failover.scan_statement_timeout * 1000))
+    scan_args = {**connect_args, "server_settings": {**connect_args["server_settings"],
+                                                     "statement_timeout": str(timeout_ms)}}
+    return ScanShare(point, AsyncpgConnections(
+        engine, failover.scan_pool_size, failover.scan_wait,
+        min(failover.scan_statement_timeout, failover.query_timeout), scan_args))
 
 
 def terminate_timed_out(ctx: ExceptionContext) -> None:

@@ -97,9 +97,11 @@ class AsyncpgConnections:
         # Connections of the SQLAlchemy engine (migrations, schema checks), for terminate_all.
         self._engine_drivers = EngineDrivers(engine)
 
-    async def acquire(self) -> Session:
-        """A session on an idle or new connection: PoolBusy after ``acquire_timeout``
-        without a free place, PoolRetired once the pool stopped lending."""
+    async def acquire(self, scan: bool = False) -> Session:
+        """A session on an idle or new connection (scans too: a
+        :class:`~luna_handlers.db.pool.connections.ScanShare` gives them a set of their
+        own): PoolBusy after ``acquire_timeout`` without a free place, PoolRetired once the
+        pool stopped lending."""
         await self._places.take()
         if not self._lending:  # stopped while this request was being handed its place
             self._places.give()

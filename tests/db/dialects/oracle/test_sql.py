@@ -67,15 +67,17 @@ VERIFIER_DDL = """CREATE TABLE verifier (
     CONSTRAINT pk_verifier PRIMARY KEY (verifier_id)
 )"""
 INDEXES = {
-    "handler": ["CREATE INDEX ix_handler_account_id_create_time ON handler "
-                "(account_id, create_time)",
-                "CREATE INDEX ix_handler_description ON handler (description)"],
-    "verifier": ["CREATE INDEX ix_verifier_account_id_create_time ON verifier "
-                 "(account_id, create_time)",
-                 "CREATE INDEX ix_verifier_description ON verifier (description)"],
+    "handler": ["CREATE INDEX ix_handler_account_time ON handler "
+                "(account_id, create_time DESC, handler_id)",
+                "CREATE INDEX ix_handler_description ON handler (description)",
+                "CREATE INDEX ix_handler_time ON handler (create_time DESC, handler_id)"],
+    "verifier": ["CREATE INDEX ix_verifier_account_time ON verifier "
+                 "(account_id, create_time DESC, verifier_id)",
+                 "CREATE INDEX ix_verifier_description ON verifier (description)",
+                 "CREATE INDEX ix_verifier_time ON verifier (create_time DESC, verifier_id)"],
 }
 EXPECTED_SCRIPT = f"""\
--- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0002.
+-- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0004.
 -- Made by 'luna-handlers db sql --db-type oracle'. Run it as is, as the schema owner, in
 -- SQL*Plus or SQLcl: sqlplus user/password@//host:1521/service @luna_handlers.sql
 -- Every SQL statement ends with ';' (a PL/SQL block would end with '/' on its own line).
@@ -93,7 +95,7 @@ CREATE TABLE alembic_version (
 
 {HANDLER_DDL};
 
-{INDEXES["handler"][0]};
+CREATE INDEX ix_handler_account_id_create_time ON handler (account_id, create_time);
 
 {INDEXES["handler"][1]};
 
@@ -105,11 +107,29 @@ COMMIT;
 
 {VERIFIER_DDL};
 
-{INDEXES["verifier"][0]};
+CREATE INDEX ix_verifier_account_id_create_time ON verifier (account_id, create_time);
 
 {INDEXES["verifier"][1]};
 
 UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+
+COMMIT;
+
+-- Running upgrade 0002 -> 0004
+
+DROP INDEX ix_handler_account_id_create_time;
+
+{INDEXES["handler"][0]};
+
+{INDEXES["handler"][2]};
+
+DROP INDEX ix_verifier_account_id_create_time;
+
+{INDEXES["verifier"][0]};
+
+{INDEXES["verifier"][2]};
+
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0002';
 
 COMMIT;
 """
@@ -148,7 +168,7 @@ def test_offline_script_is_the_reviewed_one() -> None:
 
 def test_offline_script_runs_as_is_in_sqlplus() -> None:
     statements = sqlplus_read(offline_sql("oracle"))
-    assert len(statements) == 11  # 7 DDL, 2 version-table changes, 2 COMMIT
+    assert len(statements) == 19  # 13 DDL, 3 version-table changes, 3 COMMIT
     for index, statement in enumerate(statements):
         without_literals = re.sub(r"'(?:[^']|'')*'", "''", statement)
         assert not re.search(r":\w", without_literals), f"bind variable in {statement!r}"
@@ -175,7 +195,7 @@ def test_sqlplus_conventions_for_what_later_revisions_may_hold() -> None:
 
 def test_postgres_offline_sql_keeps_its_own_form() -> None:
     ddl = offline_sql("postgres")
-    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 2
+    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 3
     assert "WHENEVER" not in ddl and "\n/\n" not in ddl
 
 
@@ -241,6 +261,11 @@ class OracleCodePath:
             yield RecordingSession(session, self.executed)
 
     @asynccontextmanager
+    async def scan(self) -> AsyncIterator[Session]:
+        async with self.pool.scan() as session:
+            yield RecordingSession(session, self.executed)
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[Session]:
         async with self.pool.write() as session:
             yield RecordingSession(session, self.executed)
@@ -290,6 +315,14 @@ V_IDS: dict[str, object] = {"object_id": "<verifier>", "account_id": ACC}
 # set, whatever the page.
 PAGE = "OFFSET :page_offset ROWS FETCH FIRST :page_limit ROWS ONLY"
 
+
+def page_of(table: str, select: str, where: str) -> str:
+    """A list page as sent: the page's ids in a subquery (a deferred join), then the rows."""
+    order = f"ORDER BY {table}.create_time DESC, {table}.{table}_id"
+    return (f"{select} JOIN (SELECT {table}.{table}_id AS page_id FROM {table} {where} "
+            f"{order} {PAGE}) page ON {table}.{table}_id = page.page_id {order}")
+
+
 Call = Callable[[DBContext, dict[str, str]], Awaitable[object]]
 CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
     "createHandler": (
@@ -310,12 +343,12 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         f"{H_SELECT} WHERE handler.handler_id = :object_id", {"object_id": "<handler>"}),
     "getHandlers": (
         lambda c, _i: c.getHandlers(FILTERS, page=3, pageSize=10),
-        f"{H_SELECT} {H_FILTERS} ORDER BY handler.create_time DESC, handler.handler_id {PAGE}",
+        page_of("handler", H_SELECT, H_FILTERS),
         {**FILTER_PARAMS, "is_dynamic": 1, "page_offset": 20, "page_limit": 10}),
     "getHandlers-static": (
         lambda c, _i: c.getHandlers(ListFilters(is_dynamic=False)),
-        f"{H_SELECT} WHERE handler.is_dynamic = :is_dynamic ORDER BY handler.create_time DESC, "
-        f"handler.handler_id {PAGE}", {"is_dynamic": 0, "page_offset": 0, "page_limit": 10}),
+        page_of("handler", H_SELECT, "WHERE handler.is_dynamic = :is_dynamic"),
+        {"is_dynamic": 0, "page_offset": 0, "page_limit": 10}),
     "getHandlersCount": (
         lambda c, _i: c.getHandlersCount(FILTERS),
         f"SELECT count(*) AS total FROM handler {H_FILTERS}", {**FILTER_PARAMS, "is_dynamic": 1}),
@@ -350,8 +383,8 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         lambda c, i: c.getVerifier(i["verifier"], ACC), f"{V_SELECT} {V_BY_ID}", V_IDS),
     "getVerifiers": (
         lambda c, _i: c.getVerifiers(FILTERS, page=2, pageSize=5),  # is_dynamic: handlers only
-        f"{V_SELECT} {V_FILTERS} ORDER BY verifier.create_time DESC, verifier.verifier_id "
-        f"{PAGE}", {**FILTER_PARAMS, "page_offset": 5, "page_limit": 5}),
+        page_of("verifier", V_SELECT, V_FILTERS),
+        {**FILTER_PARAMS, "page_offset": 5, "page_limit": 5}),
     "getVerifierCount": (
         lambda c, _i: c.getVerifierCount(ListFilters()), "SELECT count(*) AS total FROM verifier",
         {}),

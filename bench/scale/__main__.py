@@ -1,0 +1,5 @@
+"""Entry point of ``python -m bench.scale``."""
+
+from bench.scale.run import main
+
+main()
