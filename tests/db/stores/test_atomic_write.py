@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from luna_handlers.db import DBContext, EventWrite, FaceWrite, SampleWrite
+from luna_handlers.db.dialects.postgresql.backend import open_pg_database
 from luna_handlers.db.schema.migrate import upgrade
-from luna_handlers.errors import DatabaseOutcomeUnknown, DatabaseUnavailable
+from luna_handlers.errors import DatabaseError, DatabaseOutcomeUnknown, DatabaseUnavailable
 from luna_handlers.pgserver.cluster import PgCluster, free_port
 from tests.conftest import TEST_PASSWORD, TEST_USER, host_pool, new_database, run_sql
+from tests.db.pool.test_failover import FAST, Hosts, fresh_hosts, make_dsn, migrate, until
 
 
 def writes(list_id: str) -> list[EventWrite]:
@@ -112,3 +115,68 @@ async def test_connection_ended_during_commit_is_outcome_unknown(shared_tmp: Pat
             await pool.close()
     finally:
         cluster.stop("immediate")
+
+
+@pytest.fixture
+def hosts(shared_tmp: Path) -> Iterator[Hosts]:
+    """A fresh set of servers for one test."""
+    yield from fresh_hosts(shared_tmp)
+
+
+async def parts_stored(db: DBContext, account_id: str, events: list[EventWrite]) -> set[int]:
+    """How many of each write's parts (event, face, sample) are there: {0} or {3} per write
+    means all or nothing."""
+    counts = set()
+    for event in events:
+        assert event.face is not None
+        counts.add(sum([await db.getEvent(event.event_id, account_id) is not None,
+                        await db.getFace(event.face.face_id, account_id) is not None,
+                        await db.getSample(event.samples[0].sample_id, account_id)
+                        is not None]))
+    return counts
+
+
+@pytest.mark.slow
+async def test_failover_during_writes_never_half_stores(hosts: Hosts) -> None:
+    """Writers save events through the failover pool; the primary is killed and its
+    synchronous standby promoted. Every acknowledged write is there whole; every failed one
+    (34010/34011) is there whole or not at all."""
+    primary = hosts.primary()
+    await migrate(primary)
+    standby = hosts.standby(primary)
+    database = await open_pg_database(make_dsn(primary, standby), 4, FAST)
+    try:
+        db = DBContext(database)
+        account_id = str(uuid.uuid4())
+        acked: list[EventWrite] = []
+        failed: list[EventWrite] = []
+        errors: set[int] = set()
+        stop = asyncio.Event()
+
+        async def writer() -> None:
+            while not stop.is_set():
+                event = EventWrite(handler_id=str(uuid.uuid4()),
+                                   samples=(SampleWrite("face_warp", b"w"),),
+                                   face=FaceWrite(descriptor=b"\0" * 512, descriptor_version=1))
+                try:
+                    await db.saveEvents(account_id, [event])
+                    acked.append(event)
+                except DatabaseError as exc:
+                    failed.append(event)
+                    errors.add(exc.code)
+                    await asyncio.sleep(0.01)
+
+        tasks = [asyncio.create_task(writer()) for _ in range(3)]
+        await until(lambda: len(acked) >= 30)
+        primary.kill()
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(standby.promote)
+        at_promotion = len(acked)
+        await until(lambda: len(acked) >= at_promotion + 30)
+        stop.set()
+        await asyncio.gather(*tasks)
+        assert failed and errors <= {34010, 34011}
+        assert await parts_stored(db, account_id, acked) == {3}
+        assert await parts_stored(db, account_id, failed) <= {0, 3}
+    finally:
+        await database.close()
