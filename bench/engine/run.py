@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import cv2
 
+from bench.engine import matching_db
 from bench.engine.matching import bench_top_k
 from bench.engine.raw import run_processes, run_threads
 from bench.engine.workload import Result, one_face_jpegs
@@ -23,7 +24,8 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per case")
     parser.add_argument("--workers", default="1,2", help="worker counts to run")
     parser.add_argument("--cases", default="threads,processes,opencv,matching",
-                        help="any of threads, processes, opencv, matching")
+                        help="any of threads, processes, opencv, matching, matching-db "
+                             "(against a real database: bench/engine/matching_db.py)")
     parser.add_argument("--sizes", default="100000,1000000", help="matching candidate counts")
     return parser.parse_args(argv)
 
@@ -59,3 +61,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         for size in (int(n) for n in args.sizes.split(",")):
             p50, worst = bench_top_k(size)
             print(f"  {size:>9,} descriptors: p50 {p50:7.2f} ms  max {worst:7.2f} ms", flush=True)
+    if "matching-db" in cases:
+        print("DBContext.matchFaces on a real PostgreSQL:")
+        matching_db.main(["--sizes", args.sizes])

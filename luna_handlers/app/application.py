@@ -31,7 +31,14 @@ import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from luna_handlers.app import docs, health, metrics, routes_handlers, routes_verifiers
+from luna_handlers.app import (
+    docs,
+    health,
+    metrics,
+    routes_handlers,
+    routes_stores,
+    routes_verifiers,
+)
 from luna_handlers.app.cache import cache_following
 from luna_handlers.app.deps import Endpoint
 from luna_handlers.app.errors import ErrorMiddleware
@@ -55,7 +62,8 @@ SERVICE_ROUTES: dict[str, dict[str, Endpoint]] = {
 def route_table() -> dict[str, dict[str, Endpoint]]:
     """Every path of the service with its methods; routes come first where paths overlap."""
     # Insertion order matters: /1/handlers/count must be tried before /1/handlers/{handler_id}.
-    return {**routes_handlers.ROUTES, **routes_verifiers.ROUTES, **SERVICE_ROUTES}
+    return {**routes_handlers.ROUTES, **routes_verifiers.ROUTES, **routes_stores.ROUTES,
+            **SERVICE_ROUTES}
 
 
 def _freeze_startup_objects() -> None:

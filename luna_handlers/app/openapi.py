@@ -7,6 +7,7 @@ the LUNA codes each operation can answer with, and their bodies restrict ``error
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,14 @@ from luna_handlers.app.params import (
     VERIFIER_LIST_PARAMS,
     QueryParam,
 )
+from luna_handlers.app.store_params import (
+    EVENT_COUNT_PARAMS,
+    EVENT_LIST_PARAMS,
+    FACE_COUNT_PARAMS,
+    FACE_LIST_PARAMS,
+    LIST_COUNT_PARAMS,
+    LIST_LIST_PARAMS,
+)
 from luna_handlers.errors import (
     BadAccountId,
     BadContentType,
@@ -31,12 +40,16 @@ from luna_handlers.errors import (
     DatabaseFailure,
     DatabaseOutcomeUnknown,
     DatabaseUnavailable,
+    EventNotFound,
+    FaceNotFound,
     HandlerCorrupted,
     HandlerNotFound,
     InternalError,
+    ListNotFound,
     LunaError,
     PayloadTooLarge,
     RequiredParamsNotFound,
+    SampleNotFound,
     Unauthorized,
     VerifierCorrupted,
     VerifierNotFound,
@@ -60,6 +73,7 @@ class Operation:
     query: Mapping[str, QueryParam] | None = None
     body: str | None = None  # name of a component schema
     not_found: type[LunaError] | None = None
+    also: tuple[type[LunaError], ...] = ()  # further errors of this operation
     corrupted: type[LunaError] | None = None
     database: DBAccess = "read"
     public: bool = False  # no token needed
@@ -80,9 +94,48 @@ def _text(description: str, media_type: str) -> dict[str, Any]:
 
 
 _NONE: dict[str, Any] = {"description": "done; no body"}
+_JPEG: dict[str, Any] = {"description": "the JPEG", "content": {"image/jpeg": {"schema": {
+    "type": "string", "contentMediaType": "image/jpeg"}}}}
 _EXISTS: dict[str, Any] = {"description": "the object exists; no body"}
 H, V = "/1/handlers", "/1/verifiers"
 HID, VID = f"{H}/{{handler_id}}", f"{V}/{{verifier_id}}"
+
+L, F, E = "/1/lists", "/1/faces", "/1/events"
+LID, FID = f"{L}/{{list_id}}", f"{F}/{{face_id}}"
+STORE_OPERATIONS: tuple[Operation, ...] = (
+    Operation("POST", L, "createList", "Create a list of faces", "lists",
+              {"201": _ok("created", "ListCreated", Location="Location")},
+              account="required", body="ListBody", database="write"),
+    Operation("GET", L, "getLists", "List lists, newest first", "lists",
+              {"200": _ok("one page", "Lists")}, query=LIST_LIST_PARAMS),
+    Operation("GET", f"{L}/count", "getListsCount", "Count lists", "lists",
+              {"200": _ok("the count", "ListsCount")}, query=LIST_COUNT_PARAMS),
+    Operation("GET", LID, "getList", "Get a list", "lists", {"200": _ok("the list", "List")},
+              not_found=ListNotFound),
+    Operation("HEAD", LID, "checkList", "Check that a list exists", "lists", {"200": _EXISTS},
+              not_found=ListNotFound),
+    Operation("DELETE", LID, "deleteList", "Delete a list (its faces stay)", "lists",
+              {"204": _NONE}, account="required", not_found=ListNotFound, database="write"),
+    Operation("PATCH", f"{LID}/faces", "linkFaces", "Attach faces to a list or detach them",
+              "lists", {"204": _NONE}, account="required", body="LinkBody",
+              not_found=ListNotFound, also=(FaceNotFound,), database="write"),
+    Operation("GET", F, "getFaces", "List faces, newest first", "faces",
+              {"200": _ok("one page", "Faces")}, query=FACE_LIST_PARAMS),
+    Operation("GET", f"{F}/count", "getFacesCount", "Count faces", "faces",
+              {"200": _ok("the count", "FacesCount")}, query=FACE_COUNT_PARAMS),
+    Operation("GET", FID, "getFace", "Get a face", "faces", {"200": _ok("the face", "Face")},
+              not_found=FaceNotFound),
+    Operation("DELETE", FID, "deleteFace", "Delete a face", "faces", {"204": _NONE},
+              account="required", not_found=FaceNotFound, database="write"),
+    Operation("GET", E, "getEvents", "List events, newest first", "events",
+              {"200": _ok("one page", "Events")}, query=EVENT_LIST_PARAMS),
+    Operation("GET", f"{E}/count", "getEventsCount", "Count events", "events",
+              {"200": _ok("the count", "EventsCount")}, query=EVENT_COUNT_PARAMS),
+    Operation("GET", f"{E}/{{event_id}}", "getEvent", "Get an event", "events",
+              {"200": _ok("the event", "Event")}, not_found=EventNotFound),
+    Operation("GET", "/1/samples/faces/{sample_id}", "getFaceSample", "Get a face sample",
+              "faces", {"200": _JPEG}, not_found=SampleNotFound),
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", H, "createHandler", "Create a handler", "handlers",
@@ -126,6 +179,7 @@ OPERATIONS: tuple[Operation, ...] = (
               database="write"),
     Operation("DELETE", VID, "deleteVerifier", "Delete a verifier", "verifiers", {"204": _NONE},
               account="required", not_found=VerifierNotFound, database="write"),
+    *STORE_OPERATIONS,
     Operation("GET", "/1/healthcheck", "healthcheck", "Health: one database round trip",
               "service", {"200": _ok("healthy", "Health"),
                           "503": _ok("the database is unavailable", "HealthFailure",
@@ -162,6 +216,7 @@ def _possible_errors(op: Operation, token_required: bool) -> dict[int, list[type
     if op.database == "write":
         candidates.append(DatabaseOutcomeUnknown)
     candidates += [error for error in (op.not_found, op.corrupted) if error is not None]
+    candidates += op.also
     for error in candidates:
         errors[error.status].append(error)
     return errors
@@ -216,11 +271,9 @@ def _operation(op: Operation, token_required: bool) -> dict[str, Any]:
 
 
 def _path_parameter(path: str) -> list[dict[str, Any]]:
-    if "{" not in path:
-        return []
-    name = path.rsplit("{", 1)[1].rstrip("}")
     return [{"in": "path", "name": name, "required": True, "schema": UUID_SCHEMA,
-             "description": "object id (a UUID; any other value is answered with 404)"}]
+             "description": "object id (a UUID; any other value is answered with 404)"}
+            for name in re.findall(r"\{(\w+)\}", path)]
 
 
 def build_openapi(*, token_required: bool) -> dict[str, Any]:
@@ -240,7 +293,8 @@ def build_openapi(*, token_required: bool) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "luna-handlers", "version": luna_handlers.__version__,
                  "description": "Handlers and verifiers of LUNA PLATFORM 5."},
-        "tags": [{"name": "handlers"}, {"name": "verifiers"}, {"name": "service"}],
+        "tags": [{"name": "handlers"}, {"name": "verifiers"}, {"name": "lists"},
+                 {"name": "faces"}, {"name": "events"}, {"name": "service"}],
         "paths": paths,
         "components": components,
     }

@@ -76,13 +76,14 @@ class CountedBorrow:
     its sessions end. A class rather than a generator: it wraps every statement of every
     request."""
 
-    __slots__ = ("_borrow", "_generation", "_pick", "_scan", "_write")
+    __slots__ = ("_borrow", "_generation", "_pick", "_scan", "_transaction", "_write")
 
     def __init__(self, pick: Callable[[], Awaitable[Generation]], *, write: bool,
-                 scan: bool = False) -> None:
+                 scan: bool = False, transaction: bool = False) -> None:
         self._pick = pick
         self._write = write
         self._scan = scan
+        self._transaction = transaction
 
     async def __aenter__(self) -> Session:
         try:
@@ -96,7 +97,8 @@ class CountedBorrow:
         generation.enter()
         try:
             pool = generation.pool
-            self._borrow = (pool.write() if self._write
+            self._borrow = (pool.transaction() if self._transaction
+                            else pool.write() if self._write
                             else pool.scan() if self._scan else pool.read())
             return await self._borrow.__aenter__()
         except BaseException:

@@ -47,7 +47,8 @@ async def test_up_down_and_startup_check(pg_cluster: PgCluster) -> None:
             await upgrade(conn)
             assert await current_revision(conn) == head_revision()
             assert await tables(conn) == {"alembic_version", "handler", "verifier",
-                                          "handler_count"}
+                                          "handler_count", "list", "face", "list_face",
+                                          "event", "sample"}
             await check_at_head(conn)
             assert await index_definitions(conn, "handler") == {
                 "ix_handler_account_time": "(account_id, create_time DESC, handler_id)",
@@ -83,6 +84,8 @@ async def index_definitions(conn: AsyncConnection, table: str) -> dict[str, str]
 async def test_models_match_migrations(pg_cluster: PgCluster) -> None:
     """What the models declare is what the migrations build (the trigram indexes aside:
     optional, PostgreSQL's, and not in the models)."""
+    from luna_handlers.db.schema import store_models  # noqa: F401  (registers the stores)
+
     pool = host_pool(pg_cluster, new_database(pg_cluster))
     try:
         async with pool.engine.connect() as conn:

@@ -32,6 +32,8 @@ from luna_handlers.db.dialects.oracle.connect import oracle_connect_args, oracle
 from luna_handlers.db.dialects.oracle.dsn import oracle_dsn_from_settings
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.prepared import Prepared, Row, Statement
+from luna_handlers.db.schema import store_models  # noqa: F401  (the stores' tables)
+from luna_handlers.db.schema.models import Base
 from luna_handlers.db.schema.offline import offline_sql
 from luna_handlers.db.schema.sqlplus import sqlplus_script
 
@@ -66,6 +68,63 @@ VERIFIER_DDL = """CREATE TABLE verifier (
     version INTEGER DEFAULT 1 NOT NULL,
     CONSTRAINT pk_verifier PRIMARY KEY (verifier_id)
 )"""
+STORE_DDL = {
+    "list": """CREATE TABLE list (
+    list_id VARCHAR2(36 CHAR) NOT NULL,
+    account_id VARCHAR2(36 CHAR) NOT NULL,
+    description VARCHAR2(128 CHAR),
+    create_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    last_update_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    CONSTRAINT pk_list PRIMARY KEY (list_id)
+)""",
+    "face": """CREATE TABLE face (
+    face_id VARCHAR2(36 CHAR) NOT NULL,
+    account_id VARCHAR2(36 CHAR) NOT NULL,
+    event_id VARCHAR2(36 CHAR),
+    external_id VARCHAR2(128 CHAR),
+    user_data VARCHAR2(128 CHAR),
+    create_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    avatar_sample_id VARCHAR2(36 CHAR),
+    descriptor BLOB,
+    descriptor_version INTEGER,
+    CONSTRAINT pk_face PRIMARY KEY (face_id)
+)""",
+    "list_face": """CREATE TABLE list_face (
+    list_id VARCHAR2(36 CHAR) NOT NULL,
+    face_id VARCHAR2(36 CHAR) NOT NULL,
+    link_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    CONSTRAINT pk_list_face PRIMARY KEY (list_id, face_id),
+    CONSTRAINT fk_list_face_list FOREIGN KEY(list_id) REFERENCES list (list_id) ON DELETE CASCADE,
+    CONSTRAINT fk_list_face_face FOREIGN KEY(face_id) REFERENCES face (face_id) ON DELETE CASCADE
+)""",
+    "event": """CREATE TABLE event (
+    event_id VARCHAR2(36 CHAR) NOT NULL,
+    account_id VARCHAR2(36 CHAR) NOT NULL,
+    handler_id VARCHAR2(36 CHAR) NOT NULL,
+    source VARCHAR2(128 CHAR),
+    tags VARCHAR2(2000 CHAR),
+    track_id VARCHAR2(128 CHAR),
+    external_id VARCHAR2(128 CHAR),
+    user_data VARCHAR2(128 CHAR),
+    create_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    end_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    face_id VARCHAR2(36 CHAR),
+    detections CLOB,
+    matches CLOB,
+    top_match CLOB,
+    descriptor BLOB,
+    descriptor_version INTEGER,
+    CONSTRAINT pk_event PRIMARY KEY (event_id)
+)""",
+    "sample": """CREATE TABLE sample (
+    sample_id VARCHAR2(36 CHAR) NOT NULL,
+    account_id VARCHAR2(36 CHAR) NOT NULL,
+    kind VARCHAR2(16 CHAR) NOT NULL,
+    image BLOB NOT NULL,
+    create_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    CONSTRAINT pk_sample PRIMARY KEY (sample_id)
+)""",
+}
 INDEXES = {
     "handler": ["CREATE INDEX ix_handler_account_time ON handler "
                 "(account_id, create_time DESC, handler_id)",
@@ -75,7 +134,19 @@ INDEXES = {
                  "(account_id, create_time DESC, verifier_id)",
                  "CREATE INDEX ix_verifier_description ON verifier (description)",
                  "CREATE INDEX ix_verifier_time ON verifier (create_time DESC, verifier_id)"],
+    "list": ["CREATE INDEX ix_list_account_id_create_time ON list (account_id, create_time)"],
+    "face": ["CREATE INDEX ix_face_account_id_create_time ON face (account_id, create_time)"],
+    "list_face": ["CREATE INDEX ix_list_face_face_id ON list_face (face_id)"],
+    "event": ["CREATE INDEX ix_event_account_id_create_time ON event (account_id, create_time)",
+              "CREATE INDEX ix_event_account_id_handler_id_create_time ON event "
+              "(account_id, handler_id, create_time)",
+              "CREATE INDEX ix_event_face_id ON event (face_id)"],
+    "sample": [],
 }
+TO_0003 = "UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002'"
+STORE_TABLES = ("list", "face", "list_face", "event", "sample")
+STORE_SECTION = "".join(f"{STORE_DDL[name]};\n\n" for name in STORE_TABLES) + "".join(
+    f"{index};\n\n" for name in STORE_TABLES for index in INDEXES[name])
 EXPECTED_SCRIPT = f"""\
 -- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0004.
 -- Made by 'luna-handlers db sql --db-type oracle'. Run it as is, as the schema owner, in
@@ -115,7 +186,13 @@ UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num 
 
 COMMIT;
 
--- Running upgrade 0002 -> 0004
+-- Running upgrade 0002 -> 0003
+
+{STORE_SECTION}{TO_0003};
+
+COMMIT;
+
+-- Running upgrade 0003 -> 0004
 
 DROP INDEX ix_handler_account_id_create_time;
 
@@ -129,7 +206,7 @@ DROP INDEX ix_verifier_account_id_create_time;
 
 {INDEXES["verifier"][2]};
 
-UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0002';
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 
 COMMIT;
 """
@@ -168,7 +245,7 @@ def test_offline_script_is_the_reviewed_one() -> None:
 
 def test_offline_script_runs_as_is_in_sqlplus() -> None:
     statements = sqlplus_read(offline_sql("oracle"))
-    assert len(statements) == 19  # 13 DDL, 3 version-table changes, 3 COMMIT
+    assert len(statements) == 32  # 24 DDL, 4 version-table changes, 4 COMMIT
     for index, statement in enumerate(statements):
         without_literals = re.sub(r"'(?:[^']|'')*'", "''", statement)
         assert not re.search(r":\w", without_literals), f"bind variable in {statement!r}"
@@ -202,7 +279,8 @@ def test_postgres_offline_sql_keeps_its_own_form() -> None:
 def test_models_compile_to_the_migrated_ddl() -> None:
     offline_dialect = oracle_dialects.dialect(**dialect_for("oracle").engine_options)  # type: ignore[no-untyped-call]
     for dialect in (ORACLE, offline_dialect):
-        for table, ddl in ((HANDLER, HANDLER_DDL), (VERIFIER, VERIFIER_DDL)):
+        stores = [(Base.metadata.tables[name], STORE_DDL[name]) for name in STORE_TABLES]
+        for table, ddl in ((HANDLER, HANDLER_DDL), (VERIFIER, VERIFIER_DDL), *stores):
             create = str(CreateTable(table).compile(dialect=dialect)).strip()
             assert rstripped(create.replace("\t", "    ")) == ddl  # Alembic's tab expansion
             assert sorted(str(CreateIndex(index).compile(dialect=dialect))
@@ -216,8 +294,9 @@ def test_identifiers_fit_oracle() -> None:
     assert {"handler", "verifier", "is_dynamic", "ck_handler_is_dynamic_bool"} <= names
     assert max(map(len, names)) <= 128  # Oracle 12.2+ with COMPATIBLE >= 12.2, so 19c
     # Longer than the 30 of Oracle < 12.2: fine on 19c, reviewed here so none adds up unseen.
-    assert {n for n in names if len(n) > 30} == {"ix_handler_account_id_create_time",
-                                                 "ix_verifier_account_id_create_time"}
+    assert {n for n in names if len(n) > 30} == {
+        "ix_handler_account_id_create_time", "ix_verifier_account_id_create_time",
+        "ix_event_account_id_create_time", "ix_event_account_id_handler_id_create_time"}
     # Neither reserved nor mixed case: stored in upper case, usable unquoted from SQL*Plus.
     preparer = ORACLE.identifier_preparer
     assert not [n for n in names if preparer._requires_quotes(n)]
@@ -236,6 +315,15 @@ class RecordingSession:
     async def rows(self, prepared: Prepared, params: Mapping[str, Any]) -> Sequence[Row]:
         self.executed.append((prepared.statement("oracle"), dict(params)))
         return await self.session.rows(prepared, params)
+
+    async def begin(self) -> None:
+        await self.session.begin()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
 
     async def release(self) -> None:
         await self.session.release()
@@ -268,6 +356,11 @@ class OracleCodePath:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Session]:
         async with self.pool.write() as session:
+            yield RecordingSession(session, self.executed)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        async with self.pool.transaction() as session:
             yield RecordingSession(session, self.executed)
 
     def connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
@@ -514,3 +607,67 @@ def test_engine_hands_the_whole_target_to_oracledb() -> None:
     listeners = [fn.__qualname__ for fn in ENGINE.sync_engine.pool.dispatch.connect]
     assert listeners[-1] == "oracle_engine.<locals>.on_connect"
     assert any(name.startswith("only_once") for name in listeners[:-1])
+
+
+# -- the stores' statements ----------------------------------------------------------------
+
+async def test_store_statements_compile_for_oracle(oracle_path: OracleCodePath) -> None:
+    """Every statement of the stores, made by a run of each method on the Oracle code path,
+    compiles for Oracle with short bind names; LOB columns (CLOB JSON, BLOB descriptors and
+    images) are only ever inserted or selected, never compared or sorted (ORA-00932)."""
+    from luna_handlers.db import (
+        EventFilters,
+        EventMatchFilters,
+        EventWrite,
+        FaceMatchFilters,
+        FaceWrite,
+        SampleWrite,
+    )
+
+    ctx = DBContext(oracle_path)
+    oracle_path.executed.clear()
+    list_id = await ctx.createList(ACC, "d")
+    sample = SampleWrite("face_warp", b"jpeg")
+    face = FaceWrite(b"\0" * 512, 1, list_ids=(list_id,), avatar_sample_id=sample.sample_id)
+    await ctx.saveEvents(ACC, [EventWrite(handler_id="h", tags=("t",), face=face,
+                                          samples=(sample,), descriptor=b"\0" * 512,
+                                          descriptor_version=1)])
+    await ctx.getList(list_id, ACC)
+    await ctx.getLists(ListFilters(account_id=ACC, ids=[list_id]))
+    await ctx.getFace(face.face_id, ACC)
+    await ctx.getFaces(ACC, list_id, [face.face_id])
+    await ctx.countFaces(ACC, list_id)
+    await ctx.attachFacesToList(list_id, [face.face_id], ACC)
+    await ctx.detachFacesFromList(list_id, [face.face_id], ACC)
+    await ctx.getEvents(EventFilters(account_id=ACC, handler_id="h", source="s", tags=["t"],
+                                     face_id=face.face_id, create_time__gte=T1,
+                                     create_time__lt=T2))
+    await ctx.matchFaces(ACC, b"\0" * 512, FaceMatchFilters(list_id=list_id, face_ids=["f"],
+                                                            create_time__gte=T1), 5, 1)
+    await ctx.matchEvents(ACC, b"\0" * 512, EventMatchFilters(handler_ids=["h"],
+                                                              create_time__lt=T2), 5, 1)
+    await ctx.getFaceDescriptors(ACC, [face.face_id])
+    await ctx.getSample(sample.sample_id, ACC)
+    await ctx.deleteFaces([face.face_id], ACC)
+    await ctx.deleteList(list_id, ACC)
+    texts = []
+    for statement, given in oracle_path.executed:
+        compiled = statement.compile(dialect=ORACLE)
+        assert isinstance(compiled, SQLCompiler)
+        text = " ".join(compiled.construct_expanded_state(given).statement.split())
+        texts.append(text)
+        assert max(map(len, compiled.bind_names.values()), default=0) <= 30
+        for clause in re.findall(r"(?:WHERE|ORDER BY) (.*)", text):
+            assert not re.search(r"\.(detections|matches|top_match|descriptor|image)\b",
+                                 clause), text
+        assert " LIMIT " not in text
+    link = next(text for text in texts if text.startswith("INSERT INTO list_face"))
+    # No MERGE or ON CONFLICT on Oracle: a link already there is skipped by NOT EXISTS (a
+    # named bind may appear twice in one SQL statement).
+    assert link == ("INSERT INTO list_face (list_id, face_id) SELECT :list_id AS anon_1, "
+                    ":face_id AS anon_2 FROM dual WHERE NOT (EXISTS (SELECT * FROM list_face "
+                    "WHERE list_face.list_id = :list_id AND list_face.face_id = :face_id))")
+    page = next(text for text in texts if text.startswith("SELECT event.event_id"))
+    assert page.endswith("ORDER BY event.create_time DESC, event.event_id "
+                         "OFFSET :page_offset ROWS FETCH FIRST :page_limit ROWS ONLY")
+    assert "event.tags LIKE :tag_0 ESCAPE '/'" in page

@@ -1,7 +1,7 @@
 """Lists at a million rows: ordered indexes, trigram search, exact per-account counts.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 
 Both tables: the list index by account becomes ``(account_id, create_time DESC, <id>)`` (the
@@ -33,7 +33,7 @@ from alembic import op
 from luna_handlers.db.schema.models import HANDLER_COUNT_BACKFILL
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 
 logger = logging.getLogger("luna_handlers.db")
 
