@@ -272,7 +272,7 @@ def test_sqlplus_conventions_for_what_later_revisions_may_hold() -> None:
 
 def test_postgres_offline_sql_keeps_its_own_form() -> None:
     ddl = offline_sql("postgres")
-    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 3
+    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 4  # one per revision
     assert "WHENEVER" not in ddl and "\n/\n" not in ddl
 
 
