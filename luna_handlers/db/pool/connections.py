@@ -53,6 +53,11 @@ class Connections(Protocol):
         """Close every socket now, in use or not, without asking the host."""
         ...
 
+    def cut(self) -> list[int]:
+        """:meth:`terminate_all`, so that every session in flight fails now, and every
+        connect in progress as PoolRetired; the server session ids of those lent out."""
+        ...
+
     async def close(self) -> None:
         """Lend no more and close the pool's connections gracefully."""
         ...
@@ -135,6 +140,12 @@ class EngineConnections:
         """Abort every socket this engine opened; lend no more."""
         self._lending = False
         self._drivers.terminate_all()
+
+    def cut(self) -> list[int]:
+        """:meth:`terminate_all`; python-oracledb gives no session ids here (none returned),
+        and a connect in progress ends with its own timeout."""
+        self.terminate_all()
+        return []
 
     async def close(self) -> None:
         """Dispose of the engine's pool."""

@@ -40,6 +40,7 @@ from luna_handlers.db.pool import metrics, probe
 from luna_handlers.db.pool.backend import Backend
 from luna_handlers.db.pool.faults import ErrorKind
 from luna_handlers.db.pool.generation import CountedBorrow, Generation, open_generation, retire
+from luna_handlers.db.pool.health import HostHealth
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.pool.probe import Backoff, ProbeResult
 from luna_handlers.db.pool.switching import RETRY_BASE, RETRY_CAP, Switching, health_loop
@@ -73,6 +74,7 @@ class FailoverDatabase(Switching):
         self._last_switch: dict[str, Any] | None = None
         self._labels: tuple[str, str] | None = None  # of the active-host metric
         self._auth = probe.AuthReporter(logger)
+        self._health = HostHealth(backend, settings)
         self._logged: dict[str, float] = {}
         self._started = False
         self._closed = False
@@ -126,6 +128,11 @@ class FailoverDatabase(Switching):
             await asyncio.sleep(delay)
         self._active, self._generation = active, 1
         self._show_active(active)
+        # A first health check now: the status shows replication and the server's identity
+        # is known before the first switch may need it. Its verdict waits for the loop.
+        await self._health.check(active.host)
+        if self._health.facts is not None:
+            active.identity = self._health.facts.identity
         self._ready.set()
         logger.info("pool started on=%s role=%s generation=1 target_session_attrs=%s hosts=%s",
                     active.host, active.role.name, self._backend.target.value,
@@ -143,6 +150,7 @@ class FailoverDatabase(Switching):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._health.close()
         self._active = None
         metrics.clear_active(self._labels)
         await asyncio.gather(*(retire(active, 0.0, self._backend.connect_timeout, suspect=False)
@@ -200,6 +208,7 @@ class FailoverDatabase(Switching):
             "hosts": [str(host) for host in self._backend.hosts],
             "target_session_attrs": self._backend.target.value,
             "consecutive_failures": self._failures,
+            "replication": None if active is None else self._health.replication(),
         }
 
     def _state(self) -> str:
