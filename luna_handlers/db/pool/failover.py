@@ -3,12 +3,18 @@
 * Start: all hosts are probed at once (each with its own connect timeout); the pool goes
   to the first host, in DSN order, whose role fits target_session_attrs.
 * Triggers: ``failure_threshold`` connectivity failures of requests in a row; one read-only
-  error (25006) on a read-write pool; a check every ``health_check_interval`` finding the
-  host unreachable or hung (the probe's own timeout) or of the wrong role. Authentication
-  errors never move the pool: they are logged at ERROR (a host rejecting us is skipped).
+  error (25006) on a read-write pool; a check every ``health_check_interval`` on a kept
+  connection (:mod:`~luna_handlers.db.pool.health`) finding the host unreachable, hung (no
+  answer within ``health_check_timeout``) or of the wrong role. Authentication errors and
+  local resource errors (EMFILE, ENOMEM) never move the pool; the former are logged at ERROR
+  (a host rejecting us is skipped).
+* Cut: once the host is judged gone (at once for the health check's verdicts, after the
+  first probe round for request failures), every session on it is cut, so each request in
+  flight there is answered now (34011 if its statement may have been sent, 34010 if not)
+  rather than at ``query_timeout``; where the host answers, their backends are ended too.
 * Switch (one at a time): probe again, the host being left last (a hung one must not hold
-  up the others); warm a new pool, swap it in, retire the old one (its sessions get up to
-  ``query_timeout``; :mod:`~luna_handlers.db.pool.generation`). Meanwhile requests wait up to
+  up the others); warm a new pool, swap it in, retire the old one
+  (:mod:`~luna_handlers.db.pool.generation`). Meanwhile requests wait up to
   ``switch_wait``, then get ``DatabaseUnavailable``. When no host qualifies, rounds repeat
   after a jittered backoff capped at :data:`RETRY_CAP`, cut short by waiting requests, so a
   promotion is found fast.

@@ -10,12 +10,14 @@ is worse than a slower one.
 Every failure ends in a reconnect with backoff, whatever the driver raises (asyncpg's
 ``InternalClientError`` once stopped it for good): only close() ends the loop.
 
-The stale-read bound (:data:`STALE_BOUND`): the server delivers a session's pending
-notifications before it answers that session's next query, so each answered ping proves that
-every change committed before the ping was sent has been heard. ``healthy`` is therefore True
-only while the last answered ping was sent at most STALE_BOUND seconds ago: a handler served
-from the cache is never older than that on any instance, even when its feed's host or the
-network goes silent (it then stops serving within the bound, without waiting for a timeout).
+The stale-read bound (:data:`STALE_BOUND`): the server sends a listening session its pending
+notifications whenever that session waits for its next command, so once a ping is answered,
+every change committed before the previous answered ping was sent has been heard (the
+session waited for a command in between). ``healthy`` is therefore True only while that
+previous ping was sent at most STALE_BOUND seconds ago (about two ping intervals in steady
+state): a handler served from the cache is never older than that on any instance, even when
+its feed's host or the network goes silent (it then stops serving within the bound, without
+waiting for a timeout).
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ class ListenFeed:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._listening = False
-        self._confirmed = float("-inf")  # loop time the last answered ping was sent
+        # Loop times: changes committed before _confirmed have been heard; _answered is when
+        # the last answered ping was sent (it confirms that much at the next answer).
+        self._confirmed = self._answered = float("-inf")
         self._connected_to: HostPort | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -90,8 +94,9 @@ class ListenFeed:
 
     @property
     def healthy(self) -> bool:
-        """True while the LISTEN is active on the current host and a ping sent at most
-        :data:`STALE_BOUND` seconds ago was answered (the cache may serve)."""
+        """True while the LISTEN is active on the current host and every change committed
+        more than :data:`STALE_BOUND` seconds ago is known to have been heard (the cache may
+        serve)."""
         if not self._listening:
             return False
         return asyncio.get_running_loop().time() - self._confirmed <= STALE_BOUND
@@ -209,7 +214,8 @@ class ListenFeed:
         conn.add_termination_listener(lambda _conn: lost.set())
         # Flush only once LISTEN is active: every commit after this point will be notified,
         # every one before it is visible to the reads that refill the cache.
-        self._confirmed = asyncio.get_running_loop().time()
+        # Changes before this point are visible to the reads that refill the cache.
+        self._confirmed = self._answered = asyncio.get_running_loop().time()
         self._on_reset()
         self.resets += 1
         self._connected_to = target[0]
@@ -243,7 +249,7 @@ class ListenFeed:
         if in_recovery:
             logger.warning("change feed host became a standby, reconnecting")
             return False
-        self._confirmed = sent
+        self._confirmed, self._answered = self._answered, sent
         return True
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
