@@ -151,6 +151,11 @@ class FailoverSettings:
     health_check_timeout: float = SCHEMA["DB_FAILOVER"]["health_check_timeout"].default
 
 
+def default_failover() -> FailoverSettings:
+    """``DB_FAILOVER`` with every key at its default (benches and tests compare with it)."""
+    return FailoverSettings(**{name: key.default for name, key in SCHEMA["DB_FAILOVER"].items()})
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Section ``LUNA_HANDLERS_SERVER``."""

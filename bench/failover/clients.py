@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from luna_handlers.app.application import create_app
-from luna_handlers.config import SCHEMA, FailoverSettings, load_settings
+from luna_handlers.config import FailoverSettings, default_failover, load_settings
 from luna_handlers.db.context import HANDLER, DBContext
 from luna_handlers.db.dialects.postgresql.backend import open_pg_database
 from luna_handlers.db.dialects.postgresql.dsn import parse_pg_dsn
@@ -58,8 +58,7 @@ SERVICE_START_TIMEOUT = 20.0
 SERVICE_ERROR_LOGGER = "luna_handlers.app"  # where the service logs what became a 500
 SERVICE_STOP_TIMEOUT = 3  # seconds; uvicorn wants an int
 #: Every DB_FAILOVER key at its default: what a new user runs (issue 11).
-DEFAULT_FAILOVER = FailoverSettings(**{name: key.default
-                                       for name, key in SCHEMA["DB_FAILOVER"].items()})
+DEFAULT_FAILOVER = default_failover()
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from luna_handlers.config import SCHEMA, FailoverSettings
+from luna_handlers.config import default_failover
 from luna_handlers.db.context import DBContext
-from luna_handlers.db.dialects.postgresql.backend import open_pg_database
 from luna_handlers.db.dialects.postgresql.connections import (
     KEEPCNT,
     KEEPIDLE,
@@ -41,15 +40,13 @@ from tests.db.pool.test_failover import (
     Hosts,
     fresh_hosts,
     host,
-    make_dsn,
     metric,
-    migrate,
+    open_pair,
     stored,
     until,
 )
 
-DEFAULTS = FailoverSettings(**{name: key.default
-                               for name, key in SCHEMA["DB_FAILOVER"].items()})
+DEFAULTS = default_failover()
 
 pytestmark = pytest.mark.slow
 
@@ -63,12 +60,8 @@ def hosts(shared_tmp: Path) -> Iterator[Hosts]:
 @pytest.fixture
 async def pair(hosts: Hosts) -> AsyncIterator[tuple[PgCluster, PgCluster, FailoverDatabase]]:
     """Primary A + synchronous standby B; a pool on A with the default settings."""
-    primary = hosts.primary()
-    await migrate(primary)
-    standby = hosts.standby(primary)
-    db = await open_pg_database(make_dsn(primary, standby), 4, DEFAULTS)
-    yield primary, standby, db
-    await db.close()
+    async for made in open_pair(hosts, DEFAULTS):
+        yield made
 
 
 def switches() -> float:
