@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -103,6 +104,8 @@ def _serve(args: argparse.Namespace) -> None:
     from luna_handlers.app.logging import configure_logging
     from luna_handlers.app.metrics import shared_by_workers
     from luna_handlers.db.schema.migrate import SchemaMismatch
+    from luna_handlers.http.limits import http_limits
+    from luna_handlers.http.protocol import LunaHttpProtocol
     from luna_handlers.pgserver.embedded import EmbeddedError, start_embedded
     from luna_handlers.service import check_schema, migrate
 
@@ -138,12 +141,15 @@ def _serve(args: argparse.Namespace) -> None:
     # signal with the handler it found: ours turns it into an exception, so the embedded
     # database below is stopped too and the exit status says "stopped as asked".
     signal.signal(signal.SIGTERM, _raise_terminated)
+    # A partial rather than a class: it carries the limits to spawned workers (pickled).
+    protocol = functools.partial(LunaHttpProtocol, limits=http_limits(settings))
     try:
         with shared_by_workers(server.workers):
             uvicorn.run("luna_handlers.service:create_service_app", factory=True,
                         host=server.host, port=server.port, workers=server.workers,
-                        loop="uvloop", http="httptools", log_config=None, access_log=False,
-                        timeout_graceful_shutdown=10, server_header=False,
+                        loop="uvloop", http=protocol,  # type: ignore[arg-type]
+                        ws="none", log_config=None, access_log=False,
+                        timeout_graceful_shutdown=server.shutdown_timeout, server_header=False,
                         # No client address or scheme is used: skip the X-Forwarded-* pass.
                         proxy_headers=False)
     finally:

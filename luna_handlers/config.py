@@ -54,6 +54,11 @@ def _one_of(*allowed: str) -> Callable[[str], str | None]:
     return check
 
 
+def _not_blank(value: str) -> str | None:
+    # Empty would read as "no token" in one place and "nobody matches" in another.
+    return None if value.strip() else "must not be empty or blank (leave it out to turn auth off)"
+
+
 def _range(low: float, high: float) -> Callable[[float], str | None]:
     def check(value: float) -> str | None:
         return None if low <= value <= high else f"must be in {low}..{high}"
@@ -89,6 +94,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "host": Key(str, "127.0.0.1", doc="listen address"),
         "port": Key(int, 5090, _port, doc="listen port"),
         "workers": Key(int, 1, _range(1, 64), doc="worker processes"),
+        "header_timeout": Key(float, 60.0, _positive,
+                              doc="seconds a connection may take to send a request's headers"),
+        "body_timeout": Key(float, 60.0, _positive,
+                            doc="seconds between two reads of a request body"),
+        "max_connections": Key(int, 10000, _range(1, 1_000_000),
+                               doc="open connections per worker; 503 to the next ones"),
+        "max_header_size": Key(int, 32768, _range(1024, 1 << 20),
+                               doc="bytes of header fields; 431 above"),
+        "max_url_length": Key(int, 49152, _range(256, 1 << 20),
+                              doc="bytes of the request target; 414 (or 12012) above"),
+        "shutdown_timeout": Key(int, 10, _range(1, 3600),
+                                doc="seconds running requests get to finish on SIGTERM"),
     },
     "EMBEDDED_POSTGRES": {
         "data_dir": Key(str, None,
@@ -96,8 +113,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "port": Key(int, 5433, _port, doc="port of the embedded server on 127.0.0.1"),
     },
     "API": {
-        "token": Key(str, None, secret=True, doc="shared bearer token; unset = no auth"),
+        "token": Key(str, None, _not_blank, secret=True,
+                     doc="shared bearer token; unset = no auth"),
         "max_body_size": Key(int, 1024 * 1024, _range(1, 1 << 30), doc="bytes"),
+        "max_json_members": Key(int, 5000, _range(100, 10_000_000),
+                                doc="':' in a JSON body (one per member); 12022 above"),
         "cache_size": Key(int, 10000, _range(0, 10_000_000),
                           doc="handlers kept in the read cache; 0 disables it"),
     },
@@ -163,6 +183,12 @@ class ServerSettings:
     host: str
     port: int
     workers: int
+    header_timeout: float
+    body_timeout: float
+    max_connections: int
+    max_header_size: int
+    max_url_length: int
+    shutdown_timeout: int
 
 
 @dataclass(frozen=True)
@@ -179,6 +205,7 @@ class APISettings:
 
     token: str | None = field(repr=False)
     max_body_size: int
+    max_json_members: int
     cache_size: int
 
 

@@ -17,7 +17,14 @@ Outline::
     │   ├── PayloadTooLarge                12040  (choice: code not public)
     │   ├── Unauthorized                   12041  (choice)
     │   ├── PageNotFound                   12042  (choice)
-    │   └── MethodNotAllowed               12043  (choice)
+    │   ├── MethodNotAllowed               12043  (choice)
+    │   ├── RequestTimeout                 12044  408  (choice)
+    │   ├── HeaderFieldsTooLarge           12045  431  (choice)
+    │   ├── URITooLong                     12046  414  (choice)
+    │   ├── UnsupportedContentEncoding     12047  415  (choice)
+    │   ├── DuplicateHeader                12048  (choice)
+    │   ├── MalformedRequest               12050  (choice: not parseable as HTTP/1.1)
+    │   └── TooManyConnections             12049  503  (choice)
     ├── objects
     │   ├── HandlerNotFound                34000
     │   ├── HandlerCorrupted               34002
@@ -26,6 +33,7 @@ Outline::
         ├── DatabaseUnavailable            34010  503  (not sent: safe to retry)
         │   └── DatabaseSwitched           34010  (the pool moved while the request waited)
         ├── DatabaseOutcomeUnknown         34011  503  (may have been applied)
+        │   └── StoppedOutcomeUnknown      34011  (the service stopped mid-request)
         └── DatabaseFailure                34012  500  (the database refused the statement)
     face engine (codes: choice)
     ├── EngineBusy                         35001  503  (queue full; Retry-After)
@@ -244,3 +252,65 @@ class EstimationNotAvailable(LunaError, code=35004, status=400, desc="Bad/incomp
 
 class EngineModelError(LunaError, code=35005, status=500, desc="Internal server error"):
     """A model file of the face engine is missing or is not the expected file."""
+class RequestTimeout(LunaError, code=12044, status=408, desc="Request timeout"):
+    """The client did not send its request (headers or body) within the configured time."""
+
+    def __init__(self, part: str, seconds: float) -> None:
+        super().__init__(f"Request {part} not received within {seconds:g} seconds")
+
+
+class HeaderFieldsTooLarge(
+    LunaError, code=12045, status=431, desc="Request header fields too large",
+):
+    """The header block is over ``LUNA_HANDLERS_SERVER.max_header_size``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request header fields are larger than {limit} bytes")
+
+
+class URITooLong(LunaError, code=12046, status=414, desc="URI too long"):
+    """The request target is over ``LUNA_HANDLERS_SERVER.max_url_length`` (no query part:
+    a long query is a :class:`BadQueryParams` naming its parameter)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request URI is longer than {limit} bytes")
+
+
+class UnsupportedContentEncoding(
+    LunaError, code=12047, status=415, desc="Unsupported media type",
+):
+    """The body has a ``Content-Encoding`` the service does not decode (only identity)."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(f"Content-Encoding '{encoding}' is not supported: send the body as is")
+
+
+class DuplicateHeader(LunaError, code=12048, status=400, desc="Bad/incomplete input data"):
+    """A header that must be single (``Luna-Account-Id``, ``Authorization``) came twice:
+    which one is meant is ambiguous, so neither is used."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Header '{name}' must be given once")
+
+
+class TooManyConnections(LunaError, code=12049, status=503, desc="Service unavailable"):
+    """The worker holds ``LUNA_HANDLERS_SERVER.max_connections`` connections already."""
+
+    def __init__(self) -> None:
+        super().__init__("Too many open connections, retry later")
+
+
+class MalformedRequest(LunaError, code=12050, status=400, desc="Bad request"):
+    """The bytes received are not an HTTP/1.1 request."""
+
+    def __init__(self) -> None:
+        super().__init__("Invalid HTTP request received")
+
+
+class StoppedOutcomeUnknown(DatabaseOutcomeUnknown):
+    """The service stopped (its graceful-shutdown period ended) while the request ran: what it
+    sent to the database may or may not have been applied."""
+
+    def __init__(self) -> None:
+        super().__init__("The service stopped before the request finished; "
+                         "it may or may not have been applied")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -39,15 +42,35 @@ def shared_tmp() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def pg_cluster(shared_tmp: Path) -> Iterator[PgCluster]:
-    """One started PostgreSQL server for the whole session."""
-    cluster = PgCluster(datadir=shared_tmp / "main", port=free_port(),
-                        superuser_password="postgres-test", settings={"fsync": "off"})
+def started_cluster(datadir: Path) -> PgCluster:
+    """A new, started PostgreSQL in ``datadir`` whose test user may create databases."""
+    cluster = PgCluster(datadir=datadir, port=free_port(), superuser_password="postgres-test",
+                        settings={"fsync": "off"})
     cluster.initdb()
     cluster.start()
     cluster.ensure_database(TEST_USER, TEST_PASSWORD, "postgres")
     cluster.psql(f'ALTER ROLE "{TEST_USER}" CREATEDB')
+    return cluster
+
+
+def wait_healthy(proc: subprocess.Popen[Any], url: str, output: Callable[[], str]) -> None:
+    """Wait until the service process ``proc`` answers ``url`` (its health check) with 200."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, output()
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("service did not become healthy: " + output())
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(shared_tmp: Path) -> Iterator[PgCluster]:
+    """One started PostgreSQL server for the whole session."""
+    cluster = started_cluster(shared_tmp / "main")
     yield cluster
     cluster.stop("immediate")
 

@@ -86,6 +86,16 @@ def test_bad_config_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], tm
                    "number in 1..65535, got 99999\n")
 
 
+def test_blank_api_token_is_a_config_error(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"API": {"token": " "}}))
+    status, out, err = run(capsys, "serve", "--config", str(config))
+    assert status == 2 and out == ""
+    assert err == ("luna-handlers: config error: API.token: must not be empty or blank "
+                   "(leave it out to turn auth off)\n")
+
+
 def test_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     status, _, err = run(capsys, "db", "upgrade", "--config", str(tmp_path / "nope.json"))
     assert status == 2 and "cannot read" in err and err.count("\n") == 1

@@ -106,11 +106,18 @@ def test_float_keys_accept_integers(tmp_path: Path) -> None:
     ({}, {"LUNA_HANDLERS_DB__DB_PORTT": "1"},
      "LUNA_HANDLERS_DB__DB_PORTT: unknown key 'db_portt' of section LUNA_HANDLERS_DB"),
     ({}, {"LUNA_HANDLERS_SERVER__PORT": "99999"}, "LUNA_HANDLERS_SERVER.port: must be a port"),
+    ({"API": {"token": ""}}, {}, "API.token: must not be empty or blank"),
+    ({}, {"API__TOKEN": "  \t"}, "API.token: must not be empty or blank"),
+    ({"LUNA_HANDLERS_SERVER": {"header_timeout": 0}}, {},
+     "LUNA_HANDLERS_SERVER.header_timeout: must be greater than 0"),
+    ({"LUNA_HANDLERS_SERVER": {"max_connections": 0}}, {},
+     "LUNA_HANDLERS_SERVER.max_connections: must be in 1..1000000"),
 ], ids=["unknown-key", "unknown-section", "section-not-object", "port-string", "port-bool",
         "port-too-big", "port-zero", "unknown-db-type", "pool-zero", "negative-timeout",
         "bad-log-level", "engine-workers-zero", "engine-queue-zero", "engine-pixels-over-pillow",
         "engine-threshold-over-1", "engine-models-dir-not-str", "not-an-object", "not-json",
-        "env-not-int", "env-unknown-key", "env-port-range"])
+        "env-not-int", "env-unknown-key", "env-port-range", "token-empty", "token-blank",
+        "header-timeout-zero", "max-connections-zero"])
 def test_bad_config_names_the_key(tmp_path: Path, content: Any, environ: dict[str, str],
                                   expected: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from luna_handlers.pgserver.cluster import free_port
+from tests.conftest import wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -39,16 +39,7 @@ class Service:
              "--workers", str(workers)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)  # its own group: a failed test kills the workers too
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(self.url("/1/healthcheck"), timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("service did not become healthy")
+        wait_healthy(self.proc, self.url("/1/healthcheck"), self.output)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

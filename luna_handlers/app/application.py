@@ -7,7 +7,8 @@ Middleware, outermost first:
 2. :class:`~.errors.ErrorMiddleware`: every exception becomes a LUNA error body (routing
    404/405 included);
 3. :class:`~.middleware.AuthMiddleware` (only when a token is configured);
-4. the router (:class:`~.routing.PrefixRouter`), then one ASGI endpoint per path
+4. :class:`~.gate.LargePageGate`: large list pages a few at a time, sent in pieces;
+5. the router (:class:`~.routing.PrefixRouter`), then one ASGI endpoint per path
    (:class:`~.routing.PathEndpoint`).
 
 Starlette's own layers are left out (:class:`~.routing.ServiceApp`):
@@ -34,6 +35,7 @@ from luna_handlers.app import docs, health, metrics, routes_handlers, routes_ver
 from luna_handlers.app.cache import cache_following
 from luna_handlers.app.deps import Endpoint
 from luna_handlers.app.errors import ErrorMiddleware
+from luna_handlers.app.gate import LargePageGate
 from luna_handlers.app.list_items import handler_items, verifier_items
 from luna_handlers.app.middleware import AuthMiddleware, RequestMiddleware
 from luna_handlers.app.openapi import build_openapi
@@ -92,6 +94,7 @@ def create_app(
     middleware = [Middleware(RequestMiddleware), Middleware(ErrorMiddleware)]
     if token:
         middleware.append(Middleware(AuthMiddleware, token=token))
+    middleware.append(Middleware(LargePageGate))
     app = ServiceApp(middleware=middleware)
     # An explicit API: '/1/handlers/' is not '/1/handlers', so no redirect, just 404.
     app.router = PrefixRouter(routes(route_table()), lifespan)

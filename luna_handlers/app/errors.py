@@ -8,7 +8,13 @@ always through :func:`error_response`:
 * a ``LunaError`` with its own status and code;
 * Starlette's routing ``HTTPException`` 404/405 as ``PageNotFound``/``MethodNotAllowed``
   (:func:`http_exception_response`);
-* any other exception as ``InternalError`` 500, with the traceback logged and never sent.
+* any other exception as ``InternalError`` 500, with the traceback logged and never sent;
+* the cancellation of a request still running when the graceful-shutdown period ends as
+  ``StoppedOutcomeUnknown`` (503, 34011) rather than uvicorn's plain-text 500.
+
+The HTTP protocol (``luna_handlers.http.protocol``) answers what fails before any request
+exists (a header block too large, a timeout, too many connections) with
+:func:`raw_error_response`: the same body, as bytes for the socket.
 
 One middleware rather than Starlette's ``ExceptionMiddleware`` plus per-route exception
 wrappers: every layer costs a coroutine (and a ``send`` wrapper) on every request.
@@ -16,9 +22,12 @@ wrappers: every layer costs a coroutine (and a ``send`` wrapper) on every reques
 
 from __future__ import annotations
 
+import asyncio
+import http
 import logging
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -32,6 +41,10 @@ from luna_handlers.errors import (
     LunaError,
     MethodNotAllowed,
     PageNotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    StoppedOutcomeUnknown,
+    TooManyConnections,
     Unauthorized,
 )
 
@@ -39,7 +52,9 @@ logger = logging.getLogger("luna_handlers.app")
 
 #: Errors after which the client may simply try again; they tell it when.
 RETRY_AFTER_SECONDS = "1"
-_RETRYABLE = (DatabaseUnavailable, DatabaseOutcomeUnknown)
+_RETRYABLE = (DatabaseUnavailable, DatabaseOutcomeUnknown, TooManyConnections)
+#: Errors that leave the request body unread: the connection cannot carry another request.
+_CLOSING = (PayloadTooLarge, RequestTimeout)
 
 
 def error_response(exc: LunaError, *, head: bool = False,
@@ -50,6 +65,8 @@ def error_response(exc: LunaError, *, head: bool = False,
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     elif isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, _CLOSING):
+        headers["Connection"] = "close"
     if head:
         # HEAD answers carry the status only; a body would break HTTP framing.
         return Response(status_code=exc.status, headers=headers)
@@ -57,6 +74,18 @@ def error_response(exc: LunaError, *, head: bool = False,
     if extra:
         body.update(extra)
     return ORJSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def raw_error_response(exc: LunaError) -> bytes:
+    """The whole HTTP/1.1 answer of ``exc`` (LUNA body, ``Connection: close``), for the
+    protocol to write to a socket that has no request cycle."""
+    body = orjson.dumps(exc.body())
+    head = [f"HTTP/1.1 {exc.status} {http.HTTPStatus(exc.status).phrase}",
+            "content-type: application/json", f"content-length: {len(body)}",
+            "connection: close"]
+    if isinstance(exc, _RETRYABLE):
+        head.append(f"retry-after: {RETRY_AFTER_SECONDS}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
 def _log(exc: LunaError) -> None:
@@ -104,13 +133,18 @@ class ErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except ClientDisconnect:
-            # Nobody is left to answer; not a server fault, so no traceback either.
-            logger.info("client disconnected during %s %r", scope["method"], scope["path"])
-        except LunaError as exc:
+            # Nobody is left to answer; not a server fault, so no traceback either. The
+            # access line (status 499) is the one record of it.
+            logger.debug("client disconnected during %s %r", scope["method"], scope["path"])
+        except (LunaError, asyncio.CancelledError) as exc:
             if started:
                 raise
-            _log(exc)
-            await error_response(exc, head=scope["method"] == "HEAD")(scope, receive, send)
+            # Only uvicorn cancels a request task: its graceful-shutdown period is over. The
+            # client gets a LUNA answer instead of uvicorn's plain-text 500, and the task ends
+            # normally: the server is stopping and waits for nothing more from it.
+            error = exc if isinstance(exc, LunaError) else StoppedOutcomeUnknown()
+            _log(error)
+            await error_response(error, head=scope["method"] == "HEAD")(scope, receive, send)
         except HTTPException as exc:
             if started:
                 raise

@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from luna_handlers.app import metrics
 from luna_handlers.app.logging import request_id_var
-from luna_handlers.errors import Unauthorized
+from luna_handlers.errors import DuplicateHeader, Unauthorized
+from luna_handlers.http.scope import CLIENT_GONE
 
 access_logger = logging.getLogger("luna_handlers.access")
 
@@ -64,6 +65,18 @@ def header(scope: Scope, key: bytes) -> bytes | None:
     return None
 
 
+def single_header(scope: Scope, key: bytes, name: str) -> bytes | None:
+    """The value of the (lower-case) header ``key``; ``DuplicateHeader`` (400) when it comes
+    more than once, since which one the client meant is ambiguous."""
+    found: bytes | None = None
+    for header_name, value in scope["headers"]:
+        if header_name == key:
+            if found is not None:
+                raise DuplicateHeader(name)
+            found = value
+    return found
+
+
 class RequestMiddleware:
     """Sets and echoes ``Luna-Request-Id``, logs one access line and records HTTP metrics."""
 
@@ -87,7 +100,8 @@ class RequestMiddleware:
             request_id = new_request_id()
         id_header = (_REQUEST_ID_KEY, request_id.encode("latin-1"))
         token = request_id_var.set(request_id)
-        # 499 (nginx's "client closed request") stays only if no response was ever started.
+        # 499 (nginx's "client closed request") stays if no response was ever started, and is
+        # set when the protocol saw the client leave before the answer was complete.
         status = 499
 
         async def send_with_id(message: Message) -> None:
@@ -103,6 +117,8 @@ class RequestMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
+            if CLIENT_GONE in scope:
+                status = 499
             route = scope.get("route")
             # application.py names each route after its documented path template
             template = getattr(route, "name", None) or metrics.UNMATCHED_ROUTE
@@ -123,7 +139,7 @@ class AuthMiddleware:
         self._expected = token.encode()
 
     def _authorized(self, scope: Scope) -> bool:
-        raw = header(scope, _AUTHORIZATION_KEY)
+        raw = single_header(scope, _AUTHORIZATION_KEY, "Authorization")
         value = "" if raw is None else raw.decode("latin-1")
         scheme, _, credentials = value.partition(" ")
         if scheme.lower() != "bearer":

@@ -30,6 +30,7 @@ from luna_handlers.app.policy_models import (
     VerifierBody,
     VerifierPolicies,
 )
+from luna_handlers.app.unknown_keys import first_unknown_key
 from luna_handlers.errors import BadInputJson
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
 DYNAMIC_WITH_POLICIES = "Dynamic handler can not have any policies."
 STATIC_WITHOUT_POLICIES = "Non-dynamic handler must have policies."
 NOT_AN_OBJECT = "must be an object"
+EXTRA_KEY = "Extra inputs are not permitted"  # pydantic's own message for it
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -105,6 +107,10 @@ def _validate(model: type[_M], data: object, root: str = "") -> _M:
     """Validate a decoded JSON object against ``model``; the first error as BadInputJson."""
     if not isinstance(data, dict):
         raise BadInputJson(root, NOT_AN_OBJECT)
+    # Before pydantic, which would build an error for every unknown key (see unknown_keys).
+    unknown = first_unknown_key(model, data, root)
+    if unknown is not None:
+        raise BadInputJson(unknown, EXTRA_KEY)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

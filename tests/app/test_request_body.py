@@ -126,10 +126,13 @@ async def test_a_client_gone_while_sending_gets_no_answer(
              "headers": [(b"host", b"test"), JSON, (b"luna-account-id", account.encode())],
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
     async with app.router.lifespan_context(app):
-        with caplog.at_level(logging.INFO, logger="luna_handlers.app"):
+        with caplog.at_level(logging.INFO, logger="luna_handlers"):
             await app(scope, receive, send)
         assert sent == []
-        assert "client disconnected during POST '/1/handlers'" in caplog.text
+        # One line, the access line, counts it as 499 (nginx's "client closed request").
+        assert [(r.name, r.levelname) for r in caplog.records] == [
+            ("luna_handlers.access", "INFO")]
+        assert "POST /1/handlers 499" in caplog.text
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             listed = await http.get("/1/handlers", headers=acc(account))

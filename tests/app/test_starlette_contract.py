@@ -15,6 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from luna_handlers.app.application import create_app
 from luna_handlers.app.errors import ErrorMiddleware
+from luna_handlers.app.gate import LargePageGate
 from luna_handlers.app.middleware import RequestMiddleware
 from luna_handlers.app.routing import PrefixRouter, routes
 from luna_handlers.app.serialize import RawResponse
@@ -128,6 +129,6 @@ async def test_starlette_builds_the_stack_we_give_it() -> None:
     while layer is not None and not isinstance(layer, Router):
         layers.append(type(layer))
         layer = getattr(layer, "app", None)
-    assert layers == [RequestMiddleware, ErrorMiddleware]
+    assert layers == [RequestMiddleware, ErrorMiddleware, LargePageGate]
     assert layer is app.router
 

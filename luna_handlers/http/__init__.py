@@ -1,0 +1,1 @@
+"""The HTTP edge: uvicorn's protocol with timeouts, size and connection limits."""
