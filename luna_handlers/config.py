@@ -79,12 +79,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
                    doc="multi-host DSN user:pw@h1:p1,h2:p2/db?opt=val; fills the keys above"),
     },
     "DB_FAILOVER": {
-        "connect_timeout": Key(float, 5.0, _positive, doc="seconds per host and attempt"),
+        "connect_timeout": Key(float, 2.0, _positive, doc="seconds per host and attempt"),
         "query_timeout": Key(float, 30.0, _positive, doc="seconds a statement may run"),
         "failure_threshold": Key(int, 3, _range(1, 1000),
                                  doc="consecutive connectivity failures before a switch"),
-        "health_check_interval": Key(float, 2.0, _positive,
+        "health_check_interval": Key(float, 0.5, _positive,
                                      doc="seconds between background checks of the host"),
+        "health_check_timeout": Key(float, 1.0, _positive,
+                                    doc="seconds the host may take to answer a health check"),
         "switch_wait": Key(float, 5.0, _positive,
                            doc="seconds a request waits for a pool switch before 503"),
         "scan_pool_size": Key(int, 4, _range(0, 1000),
@@ -178,6 +180,12 @@ class FailoverSettings:
     scan_pool_size: int = 4
     scan_statement_timeout: float = 5.0
     scan_wait: float = 1.0
+    health_check_timeout: float = SCHEMA["DB_FAILOVER"]["health_check_timeout"].default
+
+
+def default_failover() -> FailoverSettings:
+    """``DB_FAILOVER`` with every key at its default (benches and tests compare with it)."""
+    return FailoverSettings(**{name: key.default for name, key in SCHEMA["DB_FAILOVER"].items()})
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from luna_handlers.config import ConfigError, load_settings
+from luna_handlers.config import ConfigError, FailoverSettings, load_settings
 
 SECRET = "Sup3r-S3cret"
 
@@ -28,7 +28,9 @@ def test_defaults_without_anything() -> None:
     assert not settings.db_configured
     assert (settings.server.host, settings.server.port) == ("127.0.0.1", 5090)
     assert settings.failover.failure_threshold == 3
-    assert settings.failover.health_check_interval == 2.0
+    assert settings.failover == FailoverSettings(
+        connect_timeout=2.0, query_timeout=30.0, failure_threshold=3, health_check_interval=0.5,
+        switch_wait=5.0, health_check_timeout=1.0)
 
 
 def test_oracle_default_port(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from luna_handlers.app.application import create_app
-from luna_handlers.config import FailoverSettings, load_settings
+from luna_handlers.config import FailoverSettings, default_failover, load_settings
 from luna_handlers.db.context import HANDLER, DBContext
 from luna_handlers.db.dialects.postgresql.backend import open_pg_database
 from luna_handlers.db.dialects.postgresql.dsn import parse_pg_dsn
@@ -57,6 +57,8 @@ HTTP_TIMEOUT = 6.0
 SERVICE_START_TIMEOUT = 20.0
 SERVICE_ERROR_LOGGER = "luna_handlers.app"  # where the service logs what became a 500
 SERVICE_STOP_TIMEOUT = 3  # seconds; uvicorn wants an int
+#: Every DB_FAILOVER key at its default: what a new user runs (issue 11).
+DEFAULT_FAILOVER = default_failover()
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,7 @@ class OursHttp:
             "DB_FAILOVER__FAILURE_THRESHOLD": str(failover.failure_threshold),
             "DB_FAILOVER__HEALTH_CHECK_INTERVAL": str(failover.health_check_interval),
             "DB_FAILOVER__SWITCH_WAIT": str(failover.switch_wait),
+            "DB_FAILOVER__HEALTH_CHECK_TIMEOUT": str(failover.health_check_timeout),
             "API__CACHE_SIZE": "0",
         })
         assert settings.failover == failover, "the service must get the bench's DB_FAILOVER"
@@ -348,7 +351,33 @@ class OursHttp:
                 gc.unfreeze()
 
 
+class OursDefaults(Ours):
+    """:class:`Ours` with every ``DB_FAILOVER`` key at its default, whatever the bench's."""
+
+    name = "ours-dflt"
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(replace(target, settings=DEFAULT_FAILOVER))
+
+
+class OursHttpDefaults(OursHttp):
+    """:class:`OursHttp` with every ``DB_FAILOVER`` key at its default."""
+
+    name = "http-dflt"
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(replace(target, settings=DEFAULT_FAILOVER))
+
+
 ClientFactory = Callable[[Target], Client]
+# The defaults first: they are what the service promises without tuning.
 CLIENTS: dict[str, ClientFactory] = {
-    client.name: client for client in (Ours, OursHttp, SqlAlchemyMultiHost, PsycopgPool)}
-OURS = frozenset({Ours.name, OursHttp.name})  # the clients the references are compared with
+    client.name: client for client in (OursDefaults, OursHttpDefaults, Ours, OursHttp,
+                                       SqlAlchemyMultiHost, PsycopgPool)}
+# The clients the references are compared with; the first two run at the defaults.
+OURS = frozenset({OursDefaults.name, OursHttpDefaults.name, Ours.name, OursHttp.name})
+DEFAULTS = frozenset({OursDefaults.name, OursHttpDefaults.name})
+#: Seconds after the promotion by which the first write must be acknowledged (median).
+TARGETS = {("kill", Ours.name): 0.5, ("kill", OursHttp.name): 0.5,
+           ("kill", OursDefaults.name): 1.0, ("kill", OursHttpDefaults.name): 1.0,
+           ("hang", OursDefaults.name): 3.0, ("hang", OursHttpDefaults.name): 3.0}

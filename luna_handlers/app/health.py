@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,7 +12,7 @@ import luna_handlers
 from luna_handlers.app import deps
 from luna_handlers.app.errors import error_response
 from luna_handlers.app.serialize import ORJSONResponse
-from luna_handlers.db import Database
+from luna_handlers.db import ChangeFeed, Database
 from luna_handlers.errors import DatabaseError, DatabaseUnavailable
 
 API_VERSION = 1
@@ -32,9 +32,20 @@ async def healthcheck(request: Request) -> Response:
     except DatabaseError as exc:
         failure = DatabaseUnavailable(exc.detail)
     else:
-        return ORJSONResponse({"status": "ok", "database": database.status()})
+        return ORJSONResponse({"status": "ok", "database": database.status(),
+                               "cache": _cache_status(request)})
     return error_response(failure, head=request.method == "HEAD",
-                          extra={"database": database.status()})
+                          extra={"database": database.status(), "cache": _cache_status(request)})
+
+
+def _cache_status(request: Request) -> dict[str, Any]:
+    """Whether the read cache serves, and its change feed's state (None: no feed). A dead
+    feed does not fail the check: the cache then steps aside and every read goes to the
+    database, which is correct, only slower; the feed reconnects by itself."""
+    cache = deps.cache(request)
+    feed = cache.feed
+    status = feed.status() if isinstance(feed, ChangeFeed) else None
+    return {"serving": cache.enabled, "size": len(cache), "feed": status}
 
 
 async def version(_request: Request) -> Response:

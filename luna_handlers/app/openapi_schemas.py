@@ -23,6 +23,11 @@ TIME = {"type": "string", "format": "date-time",
         "description": "RFC 3339, UTC, microseconds: 2026-11-26T20:12:40.123456Z"}
 DESCRIPTION = {"type": "string", "maxLength": MAX_STR_LENGTH}
 OBJECT = {"type": "object"}
+# The read cache in the health check: whether it serves, and its change feed (null: none).
+_CACHE = {"type": "object", "required": ["serving", "size", "feed"],
+          "properties": {"serving": {"type": "boolean"},
+                         "size": {"type": "integer", "minimum": 0},
+                         "feed": {"type": ["object", "null"]}}}
 
 
 def ref(kind: str, name: str) -> dict[str, str]:
@@ -100,9 +105,9 @@ def component_schemas() -> dict[str, Any]:
         "HandlersCount": _closed({"handlers_count": {"type": "integer", "minimum": 0}}),
         "VerifiersCount": _closed({"verifiers_count": {"type": "integer", "minimum": 0}}),
         "VerifierVersion": _closed({"version": {"type": "integer", "minimum": 1}}),
-        "Health": _closed({"status": {"const": "ok"}, "database": OBJECT}),
-        "HealthFailure": _closed(dict(_ERROR_PROPERTIES, database=OBJECT),
-                                 "LUNA error body plus the database status"),
+        "Health": _closed({"status": {"const": "ok"}, "database": OBJECT, "cache": _CACHE}),
+        "HealthFailure": _closed(dict(_ERROR_PROPERTIES, database=OBJECT, cache=_CACHE),
+                                 "LUNA error body plus the database and cache status"),
         "Version": _closed({"version": {"type": "string"}, "api_version": {"const": 1}}),
         **store_schemas(),
     }

@@ -11,7 +11,7 @@ notifications (Oracle) gives no feed, and the handler cache is then disabled.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 
@@ -24,6 +24,7 @@ CHANNEL = "luna_handlers_handler_changed"
 Target = Callable[[], tuple[HostPort, int] | None]
 
 
+@runtime_checkable
 class ChangeFeed(Protocol):
     """A listener that calls ``on_change(handler_id)`` per change and ``on_reset()`` after
     every (re)connect, since changes sent while it was away are lost for good."""

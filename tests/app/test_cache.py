@@ -297,3 +297,55 @@ async def test_cache_is_bypassed_while_the_feed_is_down(
     found, from_cache = await b.get(handler_id)
     assert not from_cache and found == cached
     assert not b.cache.put(cached._replace(description="x"), b.cache.begin_read(handler_id))
+
+
+async def test_the_feed_survives_its_backend_killed_again_and_again_under_load(
+        pg_cluster: PgCluster, two: tuple[Instance, Instance]) -> None:
+    """25 pg_terminate_backend of B's listener while A updates and B reads: each ends in a
+    reconnect with a flush, and B's cache then serves exactly what the database holds."""
+    a, b = two
+    acc = str(uuid.uuid4())
+    ids = [await a.ctx.createHandler(POLICIES, acc, "v0") for _ in range(5)]
+    failures = REGISTRY.get_sample_value("luna_handlers_cache_feed_reconnects_total") or 0.0
+    stop = asyncio.Event()
+    versions = dict.fromkeys(ids, 0)
+
+    async def update() -> None:
+        while not stop.is_set():
+            for handler_id in ids:
+                versions[handler_id] += 1
+                assert await a.ctx.putHandler(handler_id, POLICIES,
+                                              f"v{versions[handler_id]}", acc)
+
+    async def read() -> None:
+        while not stop.is_set():
+            for handler_id in ids:
+                found, _ = await b.get(handler_id)
+                assert found is not None
+            await asyncio.sleep(0)
+
+    load = [asyncio.create_task(update()), asyncio.create_task(read()),
+            asyncio.create_task(read())]
+    try:
+        for _ in range(25):
+            resets = b.feed.resets
+            await until(lambda: b.feed.healthy)
+            assert await asyncio.to_thread(terminate, pg_cluster, b.name) == 1
+            await until(lambda: b.feed.resets > resets and b.feed.healthy, 5.0)  # noqa: B023
+    finally:
+        stop.set()
+        await asyncio.gather(*load)
+    assert b.feed.healthy and b.cache.enabled
+    status = b.feed.status()
+    assert status["resets"] >= 26 and status["failures"] >= 25
+    assert (REGISTRY.get_sample_value("luna_handlers_cache_feed_reconnects_total") or 0.0) \
+        >= failures + 25
+    assert REGISTRY.get_sample_value("luna_handlers_cache_feed_up") == 1.0
+    # Coherent: after the propagation bound, what B serves (from its cache where it has the
+    # handler) is the last committed version of each.
+    await asyncio.sleep(PROPAGATION_BOUND)
+    for handler_id in ids:
+        await b.get(handler_id)
+        found, from_cache = await b.get(handler_id)
+        assert from_cache and found is not None
+        assert found.description == f"v{versions[handler_id]}"

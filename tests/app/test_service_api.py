@@ -82,7 +82,9 @@ async def test_healthcheck_with_the_database_down(dead_db_client: httpx.AsyncCli
     body = response.json()
     assert body["error_code"] == 34010
     assert body["database"] == {"host": "dead", "generation": 1}
-    assert set(body) == {"error_code", "desc", "detail", "link", "database"}
+    assert set(body) == {"error_code", "desc", "detail", "link", "database", "cache"}
+    # The feed cannot connect either: the cache says it does not serve, and why.
+    assert body["cache"]["serving"] is False and body["cache"]["feed"]["healthy"] is False
 
 
 async def test_requests_with_the_database_down_are_503(dead_db_client: httpx.AsyncClient) -> None:

@@ -6,14 +6,37 @@ functions; :mod:`luna_handlers.db.pool` itself never imports a dialect.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from luna_handlers.db.changes import ChangeFeed, FeedFactory, Target
 from luna_handlers.db.hosts import HostPort, TargetSessionAttrs
 from luna_handlers.db.pool.connections import Connections
 from luna_handlers.db.pool.faults import COMMON_ERRORS, ErrorKind
 from luna_handlers.db.pool.roles import HostRole
+
+
+@dataclass(frozen=True)
+class HealthFacts:
+    """What one health round trip learnt: the role, the server's identity (to tell a restarted
+    or different server apart), and replication facts for the health check."""
+
+    role: HostRole
+    identity: str
+    replication: dict[str, Any] = field(default_factory=dict)
+
+
+class HealthLink(Protocol):
+    """A connection kept to the active host for health checks (no login per check)."""
+
+    async def check(self) -> HealthFacts:
+        """One cheap round trip (the caller bounds it); the driver's error on failure."""
+        ...
+
+    def terminate(self) -> None:
+        """Close the socket now, without asking the host."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -25,7 +48,7 @@ class Backend:
     host; ``classify`` maps the driver errors of sessions to :class:`ErrorKind`, and
     ``probe_classify`` (when it differs) those of probes and warm-ups; ``driver_errors`` are
     the driver's own exception roots; ``changes`` makes the change feed, None when the
-    dialect sends no notifications.
+    dialect sends no notifications; ``monitor`` and ``end_sessions`` are optional (below).
     """
 
     dialect: str
@@ -39,6 +62,11 @@ class Backend:
     probe_classify: Callable[[BaseException], ErrorKind] | None = None
     changes: FeedFactory | None = None
     secret: str = ""  # scrubbed from every error text (the password)
+    # A kept health connection to one host (None: every health check is a fresh probe).
+    monitor: Callable[[HostPort, float], Awaitable[HealthLink]] | None = None
+    # Ends server sessions by id on ``host`` if it is still the server ``identity`` names
+    # (so that ids are never matched against another server's); how many were ended.
+    end_sessions: Callable[[HostPort, Sequence[int], str, float], Awaitable[int]] | None = None
 
     @property
     def errors(self) -> tuple[type[BaseException], ...]:

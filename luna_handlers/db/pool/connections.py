@@ -55,6 +55,11 @@ class Connections(Protocol):
         """Close every socket now, in use or not, without asking the host."""
         ...
 
+    def cut(self) -> list[int]:
+        """:meth:`terminate_all`, so that every session in flight fails now, and every
+        connect in progress as PoolRetired; the server session ids of those lent out."""
+        ...
+
     async def close(self) -> None:
         """Lend no more and close the pool's connections gracefully."""
         ...
@@ -154,6 +159,12 @@ class EngineConnections:
         self._lending = False
         self._drivers.terminate_all()
 
+    def cut(self) -> list[int]:
+        """:meth:`terminate_all`; python-oracledb gives no session ids here (none returned),
+        and a connect in progress ends with its own timeout."""
+        self.terminate_all()
+        return []
+
     async def close(self) -> None:
         """Dispose of the engine's pool."""
         self._lending = False
@@ -186,6 +197,10 @@ class ScanShare:
         """Abort every socket of both shares."""
         self._point.terminate_all()
         self._scan.terminate_all()
+
+    def cut(self) -> list[int]:
+        """Abort both shares at once; the server pids of the sessions that were lent."""
+        return self._point.cut() + self._scan.cut()
 
     async def close(self) -> None:
         """Close both shares gracefully."""

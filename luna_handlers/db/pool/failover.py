@@ -3,12 +3,18 @@
 * Start: all hosts are probed at once (each with its own connect timeout); the pool goes
   to the first host, in DSN order, whose role fits target_session_attrs.
 * Triggers: ``failure_threshold`` connectivity failures of requests in a row; one read-only
-  error (25006) on a read-write pool; a check every ``health_check_interval`` finding the
-  host unreachable or hung (the probe's own timeout) or of the wrong role. Authentication
-  errors never move the pool: they are logged at ERROR (a host rejecting us is skipped).
+  error (25006) on a read-write pool; a check every ``health_check_interval`` on a kept
+  connection (:mod:`~luna_handlers.db.pool.health`) finding the host unreachable, hung (no
+  answer within ``health_check_timeout``) or of the wrong role. Authentication errors and
+  local resource errors (EMFILE, ENOMEM) never move the pool; the former are logged at ERROR
+  (a host rejecting us is skipped).
+* Cut: once the host is judged gone (at once for the health check's verdicts, after the
+  first probe round for request failures), every session on it is cut, so each request in
+  flight there is answered now (34011 if its statement may have been sent, 34010 if not)
+  rather than at ``query_timeout``; where the host answers, their backends are ended too.
 * Switch (one at a time): probe again, the host being left last (a hung one must not hold
-  up the others); warm a new pool, swap it in, retire the old one (its sessions get up to
-  ``query_timeout``; :mod:`~luna_handlers.db.pool.generation`). Meanwhile requests wait up to
+  up the others); warm a new pool, swap it in, retire the old one
+  (:mod:`~luna_handlers.db.pool.generation`). Meanwhile requests wait up to
   ``switch_wait``, then get ``DatabaseUnavailable``. When no host qualifies, rounds repeat
   after a jittered backoff capped at :data:`RETRY_CAP`, cut short by waiting requests, so a
   promotion is found fast.
@@ -40,6 +46,7 @@ from luna_handlers.db.pool import metrics, probe
 from luna_handlers.db.pool.backend import Backend
 from luna_handlers.db.pool.faults import ErrorKind
 from luna_handlers.db.pool.generation import CountedBorrow, Generation, open_generation, retire
+from luna_handlers.db.pool.health import HostHealth
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.pool.probe import Backoff, ProbeResult
 from luna_handlers.db.pool.switching import RETRY_BASE, RETRY_CAP, Switching, health_loop
@@ -73,6 +80,7 @@ class FailoverDatabase(Switching):
         self._last_switch: dict[str, Any] | None = None
         self._labels: tuple[str, str] | None = None  # of the active-host metric
         self._auth = probe.AuthReporter(logger)
+        self._health = HostHealth(backend, settings)
         self._logged: dict[str, float] = {}
         self._started = False
         self._closed = False
@@ -126,6 +134,11 @@ class FailoverDatabase(Switching):
             await asyncio.sleep(delay)
         self._active, self._generation = active, 1
         self._show_active(active)
+        # A first health check now: the status shows replication and the server's identity
+        # is known before the first switch may need it. Its verdict waits for the loop.
+        await self._health.check(active.host)
+        if self._health.facts is not None:
+            active.identity = self._health.facts.identity
         self._ready.set()
         logger.info("pool started on=%s role=%s generation=1 target_session_attrs=%s hosts=%s",
                     active.host, active.role.name, self._backend.target.value,
@@ -143,6 +156,7 @@ class FailoverDatabase(Switching):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._health.close()
         self._active = None
         metrics.clear_active(self._labels)
         await asyncio.gather(*(retire(active, 0.0, self._backend.connect_timeout, suspect=False)
@@ -208,6 +222,7 @@ class FailoverDatabase(Switching):
             "hosts": [str(host) for host in self._backend.hosts],
             "target_session_attrs": self._backend.target.value,
             "consecutive_failures": self._failures,
+            "replication": None if active is None else self._health.replication(),
         }
 
     def _state(self) -> str:

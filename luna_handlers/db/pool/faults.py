@@ -6,6 +6,7 @@ the pool acts on the kind alone.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from enum import Enum
 
@@ -20,6 +21,12 @@ class ErrorKind(Enum):
     AUTH = "auth"  # credentials or database name wrong: report loudly, never hop hosts
     CANCELED = "canceled"  # the statement ran out of its statement timeout: the host is fine
     OTHER = "other"  # the statement itself failed: the host is fine
+    LOCAL = "local_resource"  # this process ran out of fds or memory: no host is to blame
+
+
+# errno values that mean "this process or machine is out of something": a socket that could
+# not even be created says nothing about the host (issue 11: EMFILE moved the pool).
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 
 def error_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -35,6 +42,12 @@ def error_chain(exc: BaseException) -> Iterator[BaseException]:
         orig = getattr(item, "orig", None)
         todo.extend([item.__cause__, item.__context__,
                      orig if isinstance(orig, BaseException) else None])
+
+
+def local_resource(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it wraps) is a local resource error (:data:`LOCAL_ERRNOS`)."""
+    return any(isinstance(item, OSError) and item.errno in LOCAL_ERRNOS
+               for item in error_chain(exc))
 
 
 # What can come out of a session whatever the dialect: SQLAlchemy's wrappers (Oracle,

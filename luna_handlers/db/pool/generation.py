@@ -50,6 +50,8 @@ class Generation:
     role: HostRole
     users: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    cut: bool = False  # its sessions were cut: it never lends again
+    identity: str = ""  # the server it is on, as the health check last saw it
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -68,6 +70,14 @@ class Generation:
     def terminate_all(self) -> None:
         """Close every socket of this pool now, without asking the host."""
         self.pool.connections.terminate_all()
+
+    def cut_all(self) -> list[int]:
+        """Lend no more and close every socket now, so that each request in flight is
+        answered at once: a statement that may have been sent fails as connection lost
+        (34011 for a write), a connect in progress as not sent (34010, retried on the next
+        pool). The server session ids of the sessions that were lent out."""
+        self.cut = True
+        return self.pool.connections.cut()
 
 
 class CountedBorrow:

@@ -35,6 +35,9 @@ from luna_handlers.errors import (
 
 logger = logging.getLogger("luna_handlers.db")
 
+_LOCAL_MESSAGE = ("the service is out of a local resource (file descriptors or memory), "
+                  "not the database; retry")
+
 Listener = Callable[[ErrorKind | None, BaseException | None], None]
 
 
@@ -76,6 +79,8 @@ class HostPool:
         kind = self._classify(exc)
         self.listener(kind, exc)
         self._log(kind, exc, stage)
+        if kind is ErrorKind.LOCAL:
+            return DatabaseUnavailable(_LOCAL_MESSAGE)
         return DatabaseUnavailable(f"cannot connect to the database ({kind.value})")
 
     def _log(self, kind: ErrorKind, exc: BaseException, stage: str) -> None:
@@ -143,6 +148,8 @@ class HostPool:
             return DatabaseUnavailable("the database connection was lost; retry")
         if kind is ErrorKind.AUTH:
             return DatabaseUnavailable("the database refused the service's credentials")
+        if kind is ErrorKind.LOCAL:
+            return DatabaseUnavailable(_LOCAL_MESSAGE)
         return DatabaseFailure("the database rejected the statement")
 
     @asynccontextmanager

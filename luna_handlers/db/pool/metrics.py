@@ -34,6 +34,16 @@ ERRORS = Counter(
     ["kind"],
 )
 
+FEED_UP = Gauge(
+    "luna_handlers_cache_feed_up",
+    "1 while the read cache's change feed listens (the cache serves), 0 otherwise.",
+    multiprocess_mode="liveall",
+)
+FEED_FAILURES = Counter(
+    "luna_handlers_cache_feed_reconnects_total",
+    "Times the change feed lost or could not open its connection and reconnected.",
+)
+
 
 def set_active(host: str, role: str, generation: int,
                previous: tuple[str, str] | None = None) -> None:
@@ -60,3 +70,13 @@ def count_switch(reason: str) -> None:
 def count_error(kind: str) -> None:
     """One more driver error of ``kind``."""
     ERRORS.labels(kind).inc()
+
+
+def set_feed_up(up: bool) -> None:
+    """The change feed listens (True) or not."""
+    FEED_UP.set(1 if up else 0)
+
+
+def count_feed_failure() -> None:
+    """The change feed lost its connection, or could not open it, once more."""
+    FEED_FAILURES.inc()

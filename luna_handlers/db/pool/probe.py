@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from luna_handlers.db.hosts import HostPort, TargetSessionAttrs
@@ -58,14 +58,18 @@ async def probe_one(backend: Backend, host: HostPort, limit: float) -> ProbeResu
 
 async def probe_hosts(backend: Backend, limit: float,
                       hosts: Sequence[HostPort] | None = None,
+                      limits: Mapping[HostPort, float] | None = None,
                       ) -> AsyncGenerator[ProbeResult, None]:
     """Start one probe per host at once; yield the results in DSN order.
 
-    Every probe has its own ``limit`` (seconds), so the whole round is bounded by it too.
+    Every probe has its own ``limit`` (seconds; ``limits`` may shorten it per host), so the
+    whole round is bounded by it too.
     Probes the consumer did not wait for (it stopped early) are cancelled when the generator
     is closed: use it under ``contextlib.aclosing``.
     """
-    tasks = [asyncio.create_task(probe_one(backend, host, limit), name=f"luna-db-probe-{host}")
+    short = limits or {}
+    tasks = [asyncio.create_task(probe_one(backend, host, short.get(host, limit)),
+                                 name=f"luna-db-probe-{host}")
              for host in (backend.hosts if hosts is None else hosts)]
     try:
         for task in tasks:

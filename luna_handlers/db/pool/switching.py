@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,6 +25,7 @@ from luna_handlers.db.pool import metrics, probe
 from luna_handlers.db.pool.backend import Backend
 from luna_handlers.db.pool.faults import ErrorKind
 from luna_handlers.db.pool.generation import Generation, open_generation, retire
+from luna_handlers.db.pool.health import HostHealth
 from luna_handlers.db.pool.probe import Backoff, ProbeResult
 from luna_handlers.db.pool.roles import WRITABLE_TARGETS, HostRole, acceptable
 
@@ -42,11 +43,13 @@ class Reason(StrEnum):
     FAILURES = "connectivity_failures"
     READ_ONLY = "read_only"
     UNREACHABLE = "health_check_unreachable"
+    HUNG = "health_check_timeout"
     WRONG_ROLE = "health_check_role"
 
 
-SUSPECT_REASONS = frozenset({Reason.FAILURES, Reason.UNREACHABLE})  # the host may hang
-
+# The health check saw it: the host is gone, hung or demoted, so the requests in flight
+# there are answered (cut) when the switch begins, not when a new host is found.
+CUT_AT_ONCE = frozenset({Reason.UNREACHABLE, Reason.HUNG, Reason.WRONG_ROLE})
 
 
 class Switching:
@@ -67,6 +70,7 @@ class Switching:
     _last_switch: dict[str, Any] | None
     _labels: tuple[str, str] | None  # of the active-host metric
     _auth: probe.AuthReporter
+    _health: HostHealth
     _logged: dict[str, float]
     _closed: bool
 
@@ -81,6 +85,8 @@ class Switching:
             self._failures = 0
             return
         detail = "" if exc is None else self._backend.describe(exc)
+        if kind is ErrorKind.LOCAL:
+            return  # this process is short of fds or memory: says nothing about the host
         if kind is ErrorKind.READ_ONLY and self._backend.target in WRITABLE_TARGETS:
             self._begin_switch(Reason.READ_ONLY, detail)
         elif kind is ErrorKind.CONNECTIVITY:
@@ -97,6 +103,8 @@ class Switching:
         if self._closed or self._switching():
             return
         self._ready.clear()
+        if reason in CUT_AT_ONCE and self._active is not None:
+            self._cut(self._active, reason)
         self._switch_task = self._spawn(
             _switch_loop(weakref.ref(self), reason, detail, time.monotonic()), "luna-db-switch")
 
@@ -108,14 +116,21 @@ class Switching:
         # The host we are leaving goes last: if it hangs, its timeout must not hold up a
         # healthy host behind it; and it is taken back only when nothing else qualifies.
         hosts = [h for h in self._backend.hosts if old is None or h != old.host]
+        # A host left for hanging gets only a health check's time: while it hangs, each
+        # round would otherwise wait out its connect timeout before trying again.
+        limits = ({old.host: min(self._settings.health_check_timeout,
+                                 self._backend.connect_timeout)}
+                  if old is not None and old.cut else None)
         chosen = await self._probe_round(self._backend.connect_timeout, seen,
-                                         hosts + ([old.host] if old else []))
+                                         hosts + ([old.host] if old else []), limits)
+        if old is not None and (chosen is None or chosen.host != old.host):
+            self._cut(old, reason)  # the host is left: nothing may wait on it any more
         if chosen is None:
             self._log_limited("no-host", "no database host qualifies, retrying: %s",
                               probe.no_host_message(seen, self._backend))
             return False
         assert chosen.role is not None
-        if old is not None and round_no == 0 and chosen.host == old.host:
+        if old is not None and round_no == 0 and chosen.host == old.host and not old.cut:
             # The host passes a fresh probe right away: the failures were sessions', not the
             # host's (broken connections were discarded; new ones open on demand). Staying
             # is "no flapping".
@@ -148,26 +163,43 @@ class Switching:
                        "role=%s detail=%r", source, active.host, reason.value, self._generation,
                        elapsed_ms, active.role.name, detail)
         if old is not None:
+            self._cut(old, reason)
             self._retired.add(old)
             task = self._spawn(retire(old, self._settings.query_timeout + 1.0,
-                                       self._backend.connect_timeout,
-                                       suspect=reason in SUSPECT_REASONS),
+                                       self._backend.connect_timeout, suspect=True),
                                f"luna-db-retire-{old.host}")
             task.add_done_callback(lambda _task: self._retired.discard(old))
 
+    def _cut(self, generation: Generation, reason: Reason) -> None:
+        """Answer every request in flight on ``generation`` now (see ``Generation.cut_all``);
+        where the host still answers, end their server sessions too."""
+        if generation.cut:
+            return
+        pids = generation.cut_all()
+        logger.warning("pool on %s cut: %d sessions in flight answered at once (reason=%s)",
+                       generation.host, len(pids), reason.value)
+        end = self._backend.end_sessions
+        if pids and end is not None and generation.identity:
+            self._spawn(_end_sessions(end, generation, pids, self._backend.connect_timeout),
+                        f"luna-db-end-sessions-{generation.host}")
+
     async def _check_health(self) -> None:
-        """Probe the active host once; start a switch if it is gone or of the wrong role."""
+        """Check the active host once; start a switch if it is gone, hung or of the wrong
+        role (:mod:`~luna_handlers.db.pool.health`)."""
         active = self._active
         if active is None or self._switching() or self._closed:
             return
-        result = await probe.probe_one(self._backend, active.host, self._backend.connect_timeout)
+        result = await self._health.check(active.host)
         if active is not self._active or self._switching() or self._closed:
             return  # the pool moved while we probed: this result is about the past
         self._auth.report([result])
+        if self._health.facts is not None:
+            active.identity = self._health.facts.identity
         target = self._backend.target
         if result.role is None:
             if result.kind is ErrorKind.CONNECTIVITY:
-                self._begin_switch(Reason.UNREACHABLE, result.error)
+                self._begin_switch(Reason.HUNG if self._health.timed_out
+                                   else Reason.UNREACHABLE, result.error)
             elif result.kind is not ErrorKind.AUTH:
                 self._log_limited(f"health-{active.host}", "health check of %s: %s",
                                   active.host, result.error)
@@ -179,8 +211,9 @@ class Switching:
     # -- building blocks -----------------------------------------------------------------
 
     async def _probe_round(self, limit: float, seen: list[ProbeResult],
-                           hosts: list[HostPort] | None = None) -> ProbeResult | None:
-        async with aclosing(probe.probe_hosts(self._backend, limit, hosts)) as results:
+                           hosts: list[HostPort] | None = None,
+                           limits: dict[HostPort, float] | None = None) -> ProbeResult | None:
+        async with aclosing(probe.probe_hosts(self._backend, limit, hosts, limits)) as results:
             chosen = await probe.choose(results, self._backend.target, seen)
         self._auth.report(seen)
         return chosen
@@ -202,6 +235,19 @@ class Switching:
         self._tasks.add(task)  # asyncio keeps only a weak reference to running tasks
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+async def _end_sessions(end: Callable[[HostPort, Sequence[int], str, float], Awaitable[int]],
+                        generation: Generation, pids: Sequence[int], limit: float) -> None:
+    """End the cut sessions' server backends, so that what they sent cannot commit later
+    (possible only while the host answers: a hung one is left to its own fate)."""
+    try:
+        ended = await end(generation.host, pids, generation.identity, limit)
+    except Exception as exc:  # unreachable or hung: nothing more can be done from here
+        logger.info("could not end the %d cut sessions on %s: %s", len(pids), generation.host,
+                    type(exc).__name__)
+    else:
+        logger.info("ended %d of the %d cut sessions on %s", ended, len(pids), generation.host)
 
 
 async def _switch_loop(ref: weakref.ref[Switching], reason: Reason, detail: str,

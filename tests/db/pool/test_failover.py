@@ -159,15 +159,23 @@ class Writer:
             self.longest = max(self.longest, time.monotonic() - started)
 
 
-@pytest.fixture
-async def pair(hosts: Hosts) -> AsyncIterator[tuple[PgCluster, PgCluster, FailoverDatabase]]:
-    """Primary A + synchronous standby B, and a started pool on A (DSN order A, B)."""
+async def open_pair(hosts: Hosts, settings: FailoverSettings
+                    ) -> AsyncIterator[tuple[PgCluster, PgCluster, FailoverDatabase]]:
+    """Body of a ``pair`` fixture: primary A + synchronous standby B, and a started pool on
+    A (DSN order A, B) with ``settings``, closed at the end."""
     primary = hosts.primary()
     await migrate(primary)
     standby = hosts.standby(primary)
-    db = await open_pg_database(make_dsn(primary, standby), 4, FAST)
+    db = await open_pg_database(make_dsn(primary, standby), 4, settings)
     yield primary, standby, db
     await db.close()
+
+
+@pytest.fixture
+async def pair(hosts: Hosts) -> AsyncIterator[tuple[PgCluster, PgCluster, FailoverDatabase]]:
+    """Primary A + synchronous standby B, and a started pool on A (DSN order A, B)."""
+    async for made in open_pair(hosts, FAST):
+        yield made
 
 
 async def stored(db: FailoverDatabase, ids: list[str]) -> int:

@@ -11,7 +11,7 @@ import re
 
 import oracledb
 
-from luna_handlers.db.pool.faults import ErrorKind, error_chain
+from luna_handlers.db.pool.faults import ErrorKind, error_chain, local_resource
 
 # The driver's own error root (statements always go through SQLAlchemy on Oracle today).
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (oracledb.Error,)
@@ -75,6 +75,8 @@ def error_codes(exc: BaseException) -> list[str]:
 
 def classify(exc: BaseException) -> ErrorKind:
     """Tell whether ``exc`` should count towards a failover (see :class:`ErrorKind`)."""
+    if local_resource(exc):  # EMFILE, ENOMEM: this process's trouble, not the host's
+        return ErrorKind.LOCAL
     codes = error_codes(exc)
     for kind, table in ((ErrorKind.READ_ONLY, READ_ONLY_CODES), (ErrorKind.AUTH, AUTH_CODES),
                         (ErrorKind.CONNECTIVITY, CONNECTIVITY_CODES)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -11,9 +12,14 @@ import asyncpg
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db.changes import ChangeFeed, Target
 from luna_handlers.db.dialects.postgresql.classify import DRIVER_ERRORS, classify, probe_classify
-from luna_handlers.db.dialects.postgresql.connect import pg_connect_args, pg_connections
+from luna_handlers.db.dialects.postgresql.connect import (
+    APPLICATION_NAME,
+    pg_connect_args,
+    pg_connections,
+)
 from luna_handlers.db.dialects.postgresql.dsn import PgDsn
 from luna_handlers.db.dialects.postgresql.feed import FEED_APPLICATION_NAME, ListenFeed
+from luna_handlers.db.dialects.postgresql.health import end_sessions, open_link
 from luna_handlers.db.hosts import HostPort
 from luna_handlers.db.pool.backend import Backend
 from luna_handlers.db.pool.failover import FailoverDatabase, start_failover_database
@@ -68,12 +74,18 @@ def pg_backend(dsn: PgDsn, pool_size: int, settings: FailoverSettings) -> Backen
                                    on_reset=on_reset,
                                    application_name=name or FEED_APPLICATION_NAME)
 
+    # The health link and the session ender log in like a probe, under their own name.
+    own = {"user": dsn.user, "password": dsn.password or None, "database": dsn.dbname,
+           "target_session_attrs": "any", **connect_args,
+           "server_settings": {"application_name": f"{APPLICATION_NAME}-health"}}
+
     return Backend(
         dialect="postgresql", hosts=dsn.hosts, target=dsn.target_session_attrs,
         connect_timeout=timeout, probe=probe,
         connections=lambda host: pg_connections(host, dsn, pool_size, settings),
         classify=classify, driver_errors=DRIVER_ERRORS, probe_classify=probe_classify,
         changes=changes, secret=dsn.password,
+        monitor=partial(open_link, own), end_sessions=partial(end_sessions, own),
     )
 
 

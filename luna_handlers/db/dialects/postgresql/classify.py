@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from luna_handlers.db.pool.faults import ErrorKind, error_chain
+from luna_handlers.db.pool.faults import ErrorKind, error_chain, local_resource
 
 # The driver's own error roots, for statements run on asyncpg directly.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
@@ -59,13 +59,11 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 def classify(exc: BaseException) -> ErrorKind:
     """Tell whether ``exc`` should count towards a failover (see :class:`ErrorKind`)."""
-    for item in error_chain(exc):
-        code = _sqlstate(item)
-        if code in _BY_CODE:
-            return _BY_CODE[code]
-        if code is not None and (code in CONNECTIVITY_CODES
-                                 or code.startswith(CONNECTIVITY_CLASSES)):
-            return ErrorKind.CONNECTIVITY
+    if local_resource(exc):  # before the OSError rule below: EMFILE is ours, not the host's
+        return ErrorKind.LOCAL
+    by_code = _by_sqlstate(exc)
+    if by_code is not None:
+        return by_code
     for item in error_chain(exc):
         if isinstance(item, OSError | asyncio.TimeoutError | TimeoutError | EOFError):
             return ErrorKind.CONNECTIVITY
@@ -73,6 +71,17 @@ def classify(exc: BaseException) -> ErrorKind:
         if name in _DEAD_SESSION_NAMES and type(item).__module__.startswith("asyncpg"):
             return ErrorKind.CONNECTIVITY
     return ErrorKind.OTHER
+
+
+def _by_sqlstate(exc: BaseException) -> ErrorKind | None:
+    for item in error_chain(exc):
+        code = _sqlstate(item)
+        if code in _BY_CODE:
+            return _BY_CODE[code]
+        if code is not None and (code in CONNECTIVITY_CODES
+                                 or code.startswith(CONNECTIVITY_CLASSES)):
+            return ErrorKind.CONNECTIVITY
+    return None
 
 
 TOO_MANY_CONNECTIONS = "53300"

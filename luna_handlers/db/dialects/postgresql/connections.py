@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,8 +38,30 @@ from luna_handlers.db.database import Session
 from luna_handlers.db.pool.connections import EngineDrivers
 from luna_handlers.db.pool.places import Places, PoolRetired
 from luna_handlers.db.prepared import Prepared, Row
+from luna_handlers.errors import DatabaseUnavailable
 
 logger = logging.getLogger("luna_handlers.db")
+
+#: TCP keepalive on every socket, so that a peer that went silent (power loss, a dropped
+#: route) is noticed with no query running: first probe after KEEPIDLE s idle, then every
+#: KEEPINTVL s, dead after KEEPCNT unanswered; TCP_USER_TIMEOUT caps how long sent data may
+#: stay unacknowledged (a query sent into a black hole), in ms. Linux option names.
+KEEPIDLE, KEEPINTVL, KEEPCNT, USER_TIMEOUT_MS = 5, 1, 3, 8000
+
+
+def set_keepalive(conn: asyncpg.Connection) -> None:
+    """Set the keepalive options above on ``conn``'s TCP socket (none for a Unix socket)."""
+    transport = getattr(conn, "_transport", None)  # asyncpg has no public accessor
+    sock = None if transport is None else transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPIDLE), ("TCP_KEEPINTVL", KEEPINTVL),
+                        ("TCP_KEEPCNT", KEEPCNT), ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS)):
+        option = getattr(socket, name, None)  # absent on some platforms: keep the rest
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
 
 #: How far past ``query_timeout`` the watchdog lets a session run before cutting it.
 WATCHDOG_SLACK = 1.0
@@ -58,6 +81,10 @@ class AsyncpgSession:
 
     async def rows(self, prepared: Prepared, params: Mapping[str, Any]) -> Sequence[Row]:
         """Run ``prepared`` on asyncpg (kept there as a server-side prepared statement)."""
+        if self._conn.is_closed():
+            # Cut (a switch) or lost before anything was sent: nothing can have happened.
+            raise DatabaseUnavailable("the database connection was closed before the "
+                                      "statement was sent; retry")
         sql, values = prepared.bind(self._connections.dialect, params)
         records: Sequence[Row] = await self._conn.fetch(sql, *values)
         return records
@@ -102,6 +129,7 @@ class AsyncpgConnections:
         self._connect_args = {**STATEMENT_CACHE, **connect_args}
         self._lending = True
         self._closed = False
+        self._connecting: set[asyncio.Task[asyncpg.Connection]] = set()
         # Sessions lent, oldest first, with the time by which they must be back.
         self._lent: dict[AsyncpgSession, float] = {}
         self._limit = query_timeout + WATCHDOG_SLACK
@@ -126,7 +154,7 @@ class AsyncpgConnections:
                 conn = None
         if conn is None:
             try:
-                conn = await asyncpg.connect(**self._connect_args)
+                conn = await self._connect()
             except BaseException:
                 self._places.give()
                 raise
@@ -137,6 +165,22 @@ class AsyncpgConnections:
             raise PoolRetired
         self._lend(session)
         return session
+
+    async def _connect(self) -> asyncpg.Connection:
+        """A new connection with keepalives set; PoolRetired if :meth:`cut` ends it first."""
+        task = asyncio.ensure_future(asyncpg.connect(**self._connect_args))
+        self._connecting.add(task)
+        try:
+            conn: asyncpg.Connection = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                raise PoolRetired from None  # cut() ended it: nothing was sent
+            raise
+        finally:
+            self._connecting.discard(task)
+        set_keepalive(conn)
+        return conn
 
     def _lend(self, session: AsyncpgSession) -> None:
         loop = asyncio.get_running_loop()
@@ -186,6 +230,14 @@ class AsyncpgConnections:
         self._engine_drivers.terminate_all()
         self._open.clear()
         self._idle.clear()
+
+    def cut(self) -> list[int]:
+        """Abort every connection and connect in progress; the server pids of those lent."""
+        pids = [session._conn.get_server_pid() for session in self._lent]
+        for task in self._connecting:
+            task.cancel()
+        self.terminate_all()
+        return pids
 
     async def close(self) -> None:
         """Lend nothing more and close the idle connections gracefully; connections still

@@ -6,6 +6,18 @@ currently uses. It calls ``on_change(handler_id)`` per notification and ``on_res
 every (re)connect, because notifications sent while it was away are lost for good. While it is
 not listening it reports ``healthy = False`` and the cache refuses to serve: a stale handler
 is worse than a slower one.
+
+Every failure ends in a reconnect with backoff, whatever the driver raises (asyncpg's
+``InternalClientError`` once stopped it for good): only close() ends the loop.
+
+The stale-read bound (:data:`STALE_BOUND`): the server sends a listening session its pending
+notifications whenever that session waits for its next command, so once a ping is answered,
+every change committed before the previous answered ping was sent has been heard (the
+session waited for a command in between). ``healthy`` is therefore True only while that
+previous ping was sent at most STALE_BOUND seconds ago (about two ping intervals in steady
+state): a handler served from the cache is never older than that on any instance, even when
+its feed's host or the network goes silent (it then stops serving within the bound, without
+waiting for a timeout).
 """
 
 from __future__ import annotations
@@ -14,22 +26,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db.changes import CHANNEL, Target
 from luna_handlers.db.dialects.postgresql.connect import APPLICATION_NAME, pg_connect_args
+from luna_handlers.db.dialects.postgresql.connections import set_keepalive
 from luna_handlers.db.dialects.postgresql.dsn import PgDsn
 from luna_handlers.db.hosts import HostPort
+from luna_handlers.db.pool import metrics
 
 logger = logging.getLogger("luna_handlers.db.notify")
 
 FEED_APPLICATION_NAME = f"{APPLICATION_NAME}-feed"
 
-# What the feed catches from a connect or a ping; anything else is a bug and propagates.
-_FEED_ERRORS = (OSError, TimeoutError, EOFError, asyncpg.PostgresError, asyncpg.InterfaceError)
+#: Seconds: the oldest a change may be and still not be reflected by a serving cache.
+STALE_BOUND = 1.0
 
 
 class ListenFeed:
@@ -44,8 +58,8 @@ class ListenFeed:
     def __init__(
         self, target: Target, *, user: str, password: str, dbname: str,
         on_change: Callable[[str], None], on_reset: Callable[[], None],
-        connect_args: dict[str, Any] | None = None, poll_interval: float = 0.5,
-        ping_timeout: float = 1.0, backoff_initial: float = 0.1, backoff_max: float = 2.0,
+        connect_args: dict[str, Any] | None = None, poll_interval: float = 0.25,
+        ping_timeout: float = 0.5, backoff_initial: float = 0.1, backoff_max: float = 2.0,
     ) -> None:
         self._target = target
         self._credentials = {"user": user, "password": password or None, "database": dbname}
@@ -56,11 +70,15 @@ class ListenFeed:
         self.ping_timeout = ping_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self._healthy = False
+        self._listening = False
+        # Loop times: changes committed before _confirmed have been heard; _answered is when
+        # the last answered ping was sent (it confirms that much at the next answer).
+        self._confirmed = self._answered = float("-inf")
         self._connected_to: HostPort | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.resets = 0  # completed (re)connects, for the health check and tests
+        self.failures = 0  # connections lost or refused, whatever the cause
 
     @classmethod
     def from_dsn(cls, target: Target, dsn: PgDsn, failover: FailoverSettings, *,
@@ -76,13 +94,17 @@ class ListenFeed:
 
     @property
     def healthy(self) -> bool:
-        """True while the LISTEN is active on the current host (the cache may serve)."""
-        return self._healthy
+        """True while the LISTEN is active on the current host and every change committed
+        more than :data:`STALE_BOUND` seconds ago is known to have been heard (the cache may
+        serve)."""
+        if not self._listening:
+            return False
+        return asyncio.get_running_loop().time() - self._confirmed <= STALE_BOUND
 
     def status(self) -> dict[str, Any]:
         """Facts for the health check."""
         host = self._connected_to
-        return {"healthy": self._healthy, "resets": self.resets,
+        return {"healthy": self.healthy, "resets": self.resets, "failures": self.failures,
                 "host": None if host is None else f"{host.host}:{host.port}"}
 
     def start(self) -> None:
@@ -94,7 +116,7 @@ class ListenFeed:
     async def wait_healthy(self, seconds: float) -> bool:
         """Wait until the feed listens (True) or ``seconds`` pass (False)."""
         deadline = asyncio.get_running_loop().time() + seconds
-        while not self._healthy:
+        while not self.healthy:
             if asyncio.get_running_loop().time() >= deadline:
                 return False
             await asyncio.sleep(0.02)  # polled: used at startup and in tests only
@@ -120,31 +142,49 @@ class ListenFeed:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _run(self) -> None:
-        try:
-            await self._loop()
-        except Exception:
-            # A bug, not a database problem: stay unhealthy (the cache bypasses itself).
-            logger.exception("change feed stopped")
-
-    async def _loop(self) -> None:
         delay = self.backoff_initial
         while not self._stop.is_set():
-            target = self._target()
-            if target is None:
-                await self._sleep(self.poll_interval)
-                continue
-            conn = await self._connect(target)
-            if conn is None:
-                await self._sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
-                continue
-            delay = self.backoff_initial
             try:
-                await self._listen(conn, target)
-            finally:
-                self._healthy = False
-                self._connected_to = None
-                await self._close_conn(conn)
+                ended = await self._once()
+            except Exception:
+                # The driver in a state it did not expect (InternalClientError) or a bug:
+                # either way the feed must outlive it; the traceback says which.
+                logger.exception("change feed failed; reconnecting")
+                ended = "failed"
+            self._set_listening(False)
+            if self._stop.is_set():
+                return
+            if ended == "moved":
+                continue  # follow the pool at once: nothing failed
+            if ended == "lost":
+                delay = self.backoff_initial
+            self.failures += 1
+            metrics.count_feed_failure()
+            await self._sleep(delay)
+            delay = min(delay * 2, self.backoff_max)
+
+    async def _once(self) -> Literal["moved", "lost", "failed"]:
+        """Connect and listen until the connection is lost or the pool moves; how it ended
+        (``failed``: it never got as far as listening)."""
+        target = self._target()
+        while target is None:
+            await self._sleep(self.poll_interval)
+            if self._stop.is_set():
+                return "moved"
+            target = self._target()
+        conn = await self._connect(target)
+        if conn is None:
+            return "failed"
+        try:
+            moved = await self._listen(conn, target)
+        finally:
+            self._connected_to = None
+            await self._close_conn(conn)
+        return "moved" if moved else "lost"
+
+    def _set_listening(self, listening: bool) -> None:
+        self._listening = listening
+        metrics.set_feed_up(listening)
 
     async def _connect(self, target: tuple[HostPort, int]) -> asyncpg.Connection | None:
         host, port = target[0].host, target[0].port
@@ -157,24 +197,29 @@ class ListenFeed:
             logger.warning("change feed cannot connect to %s:%s: %s", host, port,
                            type(exc).__name__)
             return None
+        set_keepalive(conn)
         try:
             await conn.add_listener(CHANNEL, self._notified)
-        except _FEED_ERRORS as exc:
+        except Exception as exc:
             logger.warning("change feed cannot LISTEN on %s:%s: %s", host, port,
                            type(exc).__name__)
             await self._close_conn(conn)
             return None
         return conn
 
-    async def _listen(self, conn: asyncpg.Connection, target: tuple[HostPort, int]) -> None:
+    async def _listen(self, conn: asyncpg.Connection, target: tuple[HostPort, int]) -> bool:
+        """Listen until the connection is lost or fails a ping (False), the pool moves or
+        the feed is closed (True)."""
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         # Flush only once LISTEN is active: every commit after this point will be notified,
         # every one before it is visible to the reads that refill the cache.
+        # Changes before this point are visible to the reads that refill the cache.
+        self._confirmed = self._answered = asyncio.get_running_loop().time()
         self._on_reset()
         self.resets += 1
         self._connected_to = target[0]
-        self._healthy = True
+        self._set_listening(True)
         logger.info("change feed listening on %s:%s (generation %s)", target[0].host,
                     target[0].port, target[1])
         while not self._stop.is_set() and not lost.is_set():
@@ -184,23 +229,27 @@ class ListenFeed:
                 break
             if self._target() != target:
                 logger.info("change feed: the pool moved, reconnecting")
-                return
+                return True
             if not await self._ping(conn):
-                return
+                return False
         if lost.is_set():
             logger.warning("change feed lost its connection to %s:%s", target[0].host,
                            target[0].port)
+            return False
+        return True
 
     async def _ping(self, conn: asyncpg.Connection) -> bool:
+        sent = asyncio.get_running_loop().time()
         try:
             in_recovery = await conn.fetchval("SELECT pg_is_in_recovery()",
                                               timeout=self.ping_timeout)
-        except _FEED_ERRORS as exc:
+        except Exception as exc:
             logger.warning("change feed ping failed: %s", type(exc).__name__)
             return False
         if in_recovery:
             logger.warning("change feed host became a standby, reconnecting")
             return False
+        self._confirmed, self._answered = self._answered, sent
         return True
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -214,7 +263,7 @@ class ListenFeed:
     async def _close_conn(self, conn: asyncpg.Connection) -> None:
         try:
             await asyncio.wait_for(conn.close(), self.ping_timeout)
-        except _FEED_ERRORS:
+        except Exception:
             # A hung host never answers the goodbye; drop the socket instead.
             conn.terminate()
         except asyncio.CancelledError:

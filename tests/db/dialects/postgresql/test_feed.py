@@ -265,7 +265,9 @@ async def test_refused_credentials_keep_it_unhealthy_not_dead(migrated_pool: Hos
     feed.start()
     try:
         assert not await feed.wait_healthy(1.0)
-        assert rec.resets == 0 and feed.status() == {"healthy": False, "resets": 0,
-                                                     "host": None}
+        status = feed.status()
+        assert rec.resets == 0 and status == {"healthy": False, "resets": 0, "host": None,
+                                              "failures": status["failures"]}
+        assert status["failures"] >= 1  # each refusal counted, and tried again
     finally:
         await feed.close()
