@@ -1,6 +1,7 @@
 """The HTTP servers under test, each a subprocess group on loopback: start, probe, stop.
 
-- ``ours``: ``luna-handlers serve --config <json>`` on the bench database;
+- ``ours``: ``luna-handlers serve --config <json>`` on the bench database (``ours@pgbouncer``:
+  through pgbouncer in transaction mode, ``prepared_statements`` false);
 - ``floor``: :mod:`bench.api.thin_floor` under uvicorn (uvloop, httptools);
 - ``postgraphile``: PostGraphile 4 from npm, installed once under ``bench/api/.node``.
 
@@ -24,11 +25,13 @@ from pathlib import Path
 
 from bench.api.data import DBNAME, PASSWORD, USER, BenchDatabase
 from luna_handlers.pgserver.cluster import free_port
+from luna_handlers.pgserver.pgbouncer import PgBouncer
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / ".node"
 POSTGRAPHILE = NODE_DIR / "node_modules" / ".bin" / "postgraphile"
 POOL_SIZE = 10
+OURS_VIA_PGBOUNCER = "ours@pgbouncer"
 READY_TIMEOUT = 90.0
 
 
@@ -88,7 +91,7 @@ def _probe(server: Server) -> bool:
             server.base + "/graphql", data=b'{"query":"{__typename}"}', method="POST",
             headers={"Content-Type": "application/json"})
     else:
-        path = "/1/healthcheck" if server.name == "ours" else "/health"
+        path = "/1/healthcheck" if server.name.startswith("ours") else "/health"
         request = urllib.request.Request(server.base + path)
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
@@ -108,22 +111,37 @@ def wait_ready(server: Server) -> Server:
     return server
 
 
-def start_ours(db: BenchDatabase, workers: int) -> Server:
-    """``luna-handlers serve`` with a config file pointing at the bench database."""
+def start_ours(db: BenchDatabase, workers: int, via: PgBouncer | None = None) -> Server:
+    """``luna-handlers serve`` with a config file pointing at the bench database, or at
+    ``via`` in front of it (then as documented for pgbouncer in transaction mode)."""
     port = free_port()
-    config = db.workdir / "luna-handlers.json"
+    name = "ours" if via is None else OURS_VIA_PGBOUNCER
+    host, db_port = (db.cluster.host, db.cluster.port) if via is None else (via.host, via.port)
+    config = db.workdir / f"{name}.json"
     config.write_text(json.dumps({
-        "LUNA_HANDLERS_DB": {"db_type": "postgres", "db_host": db.cluster.host,
-                             "db_port": db.cluster.port, "db_user": USER,
-                             "db_password": PASSWORD, "db_name": DBNAME,
-                             "connection_pool_size": POOL_SIZE},
+        "LUNA_HANDLERS_DB": {"db_type": "postgres", "db_host": host, "db_port": db_port,
+                             "db_user": USER, "db_password": PASSWORD, "db_name": DBNAME,
+                             "connection_pool_size": POOL_SIZE,
+                             **({} if via is None else {"prepared_statements": False})},
         "LUNA_HANDLERS_SERVER": {"host": "127.0.0.1", "port": port, "workers": workers},
         "LOGGING": {"level": "WARNING"},
     }))
     script = Path(sys.executable).with_name("luna-handlers")
     argv = ([str(script)] if script.exists() else [sys.executable, "-m", "luna_handlers"])
-    return wait_ready(_spawn("ours", "rest", port, [*argv, "serve", "--config", str(config)],
+    return wait_ready(_spawn(name, "rest", port, [*argv, "serve", "--config", str(config)],
                              env={}, db=db))
+
+
+def start_pgbouncer(db: BenchDatabase, workers: int) -> PgBouncer:
+    """pgbouncer 1.18 in transaction mode in front of the bench database, with a server
+    session for every connection of every worker's pool."""
+    workdir = db.workdir / "pgbouncer"
+    workdir.mkdir(exist_ok=True)
+    workdir.chmod(0o755)  # pgbouncer runs as the server user when we are root
+    bouncer = PgBouncer(workdir, DBNAME, USER, PASSWORD, (db.cluster.host, db.cluster.port),
+                        pool_size=POOL_SIZE * workers)
+    bouncer.start()
+    return bouncer
 
 
 def start_floor(db: BenchDatabase, workers: int) -> Server:

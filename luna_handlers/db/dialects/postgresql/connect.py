@@ -19,6 +19,7 @@ from luna_handlers.config import FailoverSettings
 from luna_handlers.db.database import AUTOCOMMIT
 from luna_handlers.db.dialects.postgresql.connections import AsyncpgConnections
 from luna_handlers.db.dialects.postgresql.dsn import PgDsn
+from luna_handlers.db.dialects.postgresql.pooler import StatementPolicy
 from luna_handlers.db.hosts import HostPort
 
 APPLICATION_NAME = "luna-handlers"
@@ -40,28 +41,35 @@ def pg_connect_args(dsn: PgDsn, failover: FailoverSettings) -> dict[str, Any]:
     return args
 
 
-def pg_engine(host: HostPort, dsn: PgDsn, failover: FailoverSettings) -> AsyncEngine:
+def pg_engine(host: HostPort, dsn: PgDsn, failover: FailoverSettings,
+              policy: StatementPolicy | None = None) -> AsyncEngine:
     """An SQLAlchemy engine on ``host`` for migrations and schema checks; without a pool of
-    its own (requests use :func:`pg_connections`), each connection is opened for its use."""
+    its own (requests use :func:`pg_connections`), each connection is opened for its use.
+    ``policy`` (default: named statements) says whether its statements may be named."""
     url = URL.create("postgresql+asyncpg", username=dsn.user, password=dsn.password or None,
                      host=host.host, port=host.port, database=dsn.dbname)
+    statements = StatementPolicy(named=True) if policy is None else policy
     engine = create_async_engine(url, poolclass=NullPool, isolation_level=AUTOCOMMIT,
-                                 connect_args=pg_connect_args(dsn, failover))
+                                 connect_args={**pg_connect_args(dsn, failover),
+                                               **statements.engine_args()})
     event.listen(engine.sync_engine, "handle_error", terminate_timed_out)
     return engine
 
 
-def pg_connections(host: HostPort, dsn: PgDsn, pool_size: int,
-                   failover: FailoverSettings) -> AsyncpgConnections:
+def pg_connections(host: HostPort, dsn: PgDsn, pool_size: int, failover: FailoverSettings,
+                   policy: StatementPolicy) -> AsyncpgConnections:
     """The request connections on ``host``: an asyncpg pool of ``pool_size``, where waiting
-    for a free connection is bounded like waiting for a switch."""
+    for a free connection is bounded like waiting for a switch; named statements or not as
+    ``policy`` says now."""
     connect_args = {"host": host.host, "port": host.port, "user": dsn.user,
                     "password": dsn.password or None, "database": dsn.dbname,
                     # The failover database judges the role; PGTARGETSESSIONATTRS from the
                     # environment must not make a pool connection refuse the chosen host.
-                    "target_session_attrs": "any", **pg_connect_args(dsn, failover)}
-    return AsyncpgConnections(pg_engine(host, dsn, failover), pool_size, failover.switch_wait,
-                              failover.query_timeout, connect_args)
+                    "target_session_attrs": "any", **pg_connect_args(dsn, failover),
+                    **policy.driver_args()}
+    return AsyncpgConnections(pg_engine(host, dsn, failover, policy), pool_size,
+                              failover.switch_wait, failover.query_timeout, connect_args,
+                              named=policy.named)
 
 
 def terminate_timed_out(ctx: ExceptionContext) -> None:
