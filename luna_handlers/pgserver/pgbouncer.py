@@ -44,6 +44,12 @@ def pgbouncer_ini(*, dbname: str, listen: str, port: int, upstream_host: str,
         f"default_pool_size = {pool_size}\n"
         "server_check_delay = 1\n"
         "server_connect_timeout = 5\n"
+        # After a failed server login pgbouncer waits this long before the next one (15 s by
+        # default): during a failover that is 15 s of no primary on top of Patroni's.
+        "server_login_retry = 1\n"
+        # A query waits at most this long for a server session (120 s by default), then
+        # fails: bounded like the service's own switch_wait, never a hang.
+        "query_wait_timeout = 5\n"
     )
 
 

@@ -24,6 +24,9 @@ KNOWN: dict[tuple[str, str], str] = {
     ("leader_hung", "haproxy"): HUNG + "3 requests took 19.4-20.0 s (until HAProxy marked "
                                        "the member down and cut its sessions), ended "
                                        "503/34011",
+    ("leader_hung", "pgbouncer"): HUNG + "2 requests took 18.7 s (pgbouncer behind HAProxy: "
+                                         "until HAProxy cut the member's sessions), ended "
+                                         "503/34011",
 }
 
 
