@@ -176,7 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"luna-handlers: {exc}", file=sys.stderr)
         return exc.status
     except LunaError as exc:
-        print(f"luna-handlers: {exc.desc}: {exc.detail}", file=sys.stderr)
+        cause = getattr(exc, "cause", None)
+        print(f"luna-handlers: {exc.desc}: {exc.detail}" + (f": {cause}" if cause else ""),
+              file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

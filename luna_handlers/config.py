@@ -77,6 +77,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "connection_pool_size": Key(int, 10, _range(1, 1000), doc="pooled connections"),
         "dsn": Key(str, None, secret=True,
                    doc="multi-host DSN user:pw@h1:p1,h2:p2/db?opt=val; fills the keys above"),
+        "prepared_statements": Key(
+            bool, True,
+            doc="keep named prepared statements on the server; false behind a pooler in "
+                "transaction or statement mode (pgbouncer), which also turns the handler "
+                "cache off (postgres only)"),
     },
     "DB_FAILOVER": {
         "connect_timeout": Key(float, 2.0, _positive, doc="seconds per host and attempt"),
@@ -165,6 +170,7 @@ class DBSettings:
     db_name: str
     connection_pool_size: int
     dsn: str | None = field(repr=False)
+    prepared_statements: bool = True
 
 
 @dataclass(frozen=True)
@@ -265,7 +271,15 @@ def _from_json(section: str, key: str, spec: Key, value: Any) -> Any:
     return value
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
+
+
 def _from_env(name: str, spec: Key, text: str) -> Any:
+    if spec.kind is bool:
+        if text.lower() not in _BOOLEANS:
+            raise ConfigError(f"{name}: must be true or false, got {text[:60]!r}")
+        return _BOOLEANS[text.lower()]
     try:
         if spec.kind is int:
             return int(text)

@@ -225,7 +225,15 @@ class EventNotFound(LunaError, code=23001, status=404, desc="Object not found"):
 
 
 class DatabaseError(LunaError):
-    """Grouping class of the errors of the database layer."""
+    """Grouping class of the errors of the database layer.
+
+    ``cause`` is the driver's account (scrubbed of secrets) for the operator: the one-line
+    exit message of ``serve`` names it; the clients' error body never shows it.
+    """
+
+    def __init__(self, detail: str | None = None, *, cause: str | None = None) -> None:
+        super().__init__(detail)
+        self.cause = cause
 
 
 class DatabaseUnavailable(

@@ -142,3 +142,4 @@ def test_db_upgrade_refused_by_the_database_is_one_line(
     assert status == 1 and out == ""
     assert err.startswith("luna-handlers: Database ") and err.count("\n") == 1, err
     assert "Traceback" not in err and "reader-pw" not in err
+    assert "SQLSTATE 42501" in err  # the cause, in the driver's words

@@ -72,6 +72,28 @@ def test_engine_defaults_and_overrides(tmp_path: Path) -> None:
             engine.detection_threshold) == ("/opt/models", 1, 3, 0.7)
 
 
+@pytest.mark.parametrize(("content", "environ", "expected"), [
+    ({}, {}, True),
+    ({"LUNA_HANDLERS_DB": {"prepared_statements": False}}, {}, False),
+    ({"LUNA_HANDLERS_DB": {"prepared_statements": True}}, {}, True),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "false"}, False),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "FALSE"}, False),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "0"}, False),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "off"}, False),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "no"}, False),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "True"}, True),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "1"}, True),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "on"}, True),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "yes"}, True),
+    ({"LUNA_HANDLERS_DB": {"prepared_statements": True}},
+     {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "false"}, False),
+], ids=["default", "file-false", "file-true", "env-false", "env-FALSE", "env-0", "env-off",
+        "env-no", "env-True", "env-1", "env-on", "env-yes", "env-over-file"])
+def test_prepared_statements_key(tmp_path: Path, content: dict[str, Any],
+                                 environ: dict[str, str], expected: bool) -> None:
+    assert load_settings(write(tmp_path, content), environ).db.prepared_statements is expected
+
+
 def test_float_keys_accept_integers(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, {"DB_FAILOVER": {"switch_wait": 2}}), {})
     assert settings.failover.switch_wait == 2.0
@@ -112,12 +134,19 @@ def test_float_keys_accept_integers(tmp_path: Path) -> None:
      "LUNA_HANDLERS_SERVER.header_timeout: must be greater than 0"),
     ({"LUNA_HANDLERS_SERVER": {"max_connections": 0}}, {},
      "LUNA_HANDLERS_SERVER.max_connections: must be in 1..1000000"),
+    ({"LUNA_HANDLERS_DB": {"prepared_statements": "false"}}, {},
+     "LUNA_HANDLERS_DB.prepared_statements: must be bool, got \"false\""),
+    ({"LUNA_HANDLERS_DB": {"prepared_statements": 0}}, {},
+     "LUNA_HANDLERS_DB.prepared_statements: must be bool, got 0"),
+    ({}, {"LUNA_HANDLERS_DB__PREPARED_STATEMENTS": "nope"},
+     "LUNA_HANDLERS_DB__PREPARED_STATEMENTS: must be true or false, got 'nope'"),
 ], ids=["unknown-key", "unknown-section", "section-not-object", "port-string", "port-bool",
         "port-too-big", "port-zero", "unknown-db-type", "pool-zero", "negative-timeout",
         "bad-log-level", "engine-workers-zero", "engine-queue-zero", "engine-pixels-over-pillow",
         "engine-threshold-over-1", "engine-models-dir-not-str", "not-an-object", "not-json",
         "env-not-int", "env-unknown-key", "env-port-range", "token-empty", "token-blank",
-        "header-timeout-zero", "max-connections-zero"])
+        "header-timeout-zero", "max-connections-zero", "prepared-string", "prepared-int",
+        "env-prepared-not-bool"])
 def test_bad_config_names_the_key(tmp_path: Path, content: Any, environ: dict[str, str],
                                   expected: str) -> None:
     with pytest.raises(ConfigError) as caught:

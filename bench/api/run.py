@@ -21,11 +21,21 @@ from bench.api.load import (
     smoke,
     write_graphql_lua,
 )
-from bench.api.servers import Server, ServerFailed, start_floor, start_ours, start_postgraphile
+from bench.api.servers import (
+    OURS_VIA_PGBOUNCER,
+    Server,
+    ServerFailed,
+    start_floor,
+    start_ours,
+    start_pgbouncer,
+    start_postgraphile,
+)
+from luna_handlers.pgserver.pgbouncer import PgBouncer
 
 STARTERS: dict[str, Callable[[BenchDatabase, int], Server]] = {
     "ours": start_ours, "floor": start_floor, "postgraphile": start_postgraphile}
 TARGETS = (*STARTERS, "pgbench")
+ROUTES = ("direct", "pgbouncer")
 #: case -> (minimum ours/floor, minimum ours/postgraphile); None = no target.
 GOALS: dict[str, tuple[float | None, float]] = {
     "get": (2.0, 2.0), "post": (1.0, 2.0), "put": (1.0, 2.0), "list": (None, 2.0)}
@@ -45,25 +55,33 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cases", default=",".join(CASES), help="subset of get,post,put,list")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    parser.add_argument("--via", default="direct",
+                        help="how ours reaches PostgreSQL, comma-separated: direct, pgbouncer "
+                             "(1.18, transaction mode); both = one run each, side by side")
     args = parser.parse_args(argv)
     args.targets = [t for t in args.targets.split(",") if t]
     args.cases = [c for c in args.cases.split(",") if c]
-    if unknown := set(args.targets) - set(TARGETS) or set(args.cases) - set(CASES):
+    args.via = [v for v in args.via.split(",") if v]
+    if unknown := (set(args.targets) - set(TARGETS) or set(args.cases) - set(CASES)
+                   or set(args.via) - set(ROUTES)):
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
     return args
 
 
 def _bench_server(name: str, db: BenchDatabase, args: argparse.Namespace, load: Load,
-                  wrk: str) -> tuple[list[Result], str]:
+                  wrk: str, *, via: PgBouncer | None = None) -> tuple[list[Result], str]:
     try:
-        server = STARTERS[name](db, args.workers)
+        server = (STARTERS[name](db, args.workers) if via is None
+                  else start_ours(db, args.workers, via=via))
     except ServerFailed as exc:
-        return [Result(name, case, 0.0, 0.0, note="did not start") for case in args.cases], \
+        shown = name if via is None else OURS_VIA_PGBOUNCER
+        return [Result(shown, case, 0.0, 0.0, note="did not start") for case in args.cases], \
             str(exc)
+    name = server.name
     notes = ""
     results = []
     try:
-        if name == "ours":
+        if name.startswith("ours"):
             notes = f"Luna-Cache on a repeated GET: {cache_header(server)}"
         for case in args.cases:
             problem = smoke(server, case, db)
@@ -112,6 +130,12 @@ def report(results: list[Result], cases: list[str]) -> str:
         lines.append(f"{case:<5} {_fmt(_ratio(ours, by.get(('floor', case))), floor_goal):<28} "
                      f"{_fmt(_ratio(ours, by.get(('postgraphile', case))), pg_goal):<28} "
                      f"{errors}")
+    if any(r.target == OURS_VIA_PGBOUNCER for r in results):
+        lines += ["", f"{'case':<5} ours@pgbouncer/ours (the cost of transaction pooling)",
+                  "-" * 72]
+        for case in cases:
+            cost = _ratio(by.get((OURS_VIA_PGBOUNCER, case)), by.get(("ours", case)))
+            lines.append(f"{case:<5} {_fmt(cost, None)}")
     ceiling = by.get(("pgbench", "get"))
     if ceiling is not None and ceiling.rps > 0:
         ours_get = by.get(("ours", "get"))
@@ -134,17 +158,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"  ready in {time.monotonic() - began:.1f} s ({db.workdir})", flush=True)
     results: list[Result] = []
     notes: list[str] = []
+    bouncer = start_pgbouncer(db, args.workers) if "pgbouncer" in args.via else None
     try:
         for name in (t for t in TARGETS if t in args.targets):
             if name == "pgbench":
                 results.append(run_pgbench(db, load))
                 continue
-            db.vacuum()  # every server starts on a table without the previous one's garbage
-            found, note = _bench_server(name, db, args, load, wrk)
-            results += found
-            if note:
-                notes.append(f"{name}: {note}")
+            routes = [None if v == "direct" else bouncer for v in args.via] \
+                if name == "ours" else [None]
+            for via in routes:
+                db.vacuum()  # every server starts on a table without the previous one's garbage
+                found, note = _bench_server(name, db, args, load, wrk, via=via)
+                results += found
+                if note:
+                    notes.append(f"{found[0].target if found else name}: {note}")
     finally:
+        if bouncer is not None:
+            bouncer.stop()
         db.stop()
         if not args.keep:
             shutil.rmtree(db.workdir, ignore_errors=True)

@@ -1,6 +1,7 @@
 """The HTTP servers under test, each a subprocess group on loopback: start, probe, stop.
 
-- ``ours``: ``luna-handlers serve --config <json>`` on the bench database;
+- ``ours``: ``luna-handlers serve --config <json>`` on the bench database (``ours@pgbouncer``:
+  through pgbouncer in transaction mode, ``prepared_statements`` false);
 - ``floor``: :mod:`bench.api.thin_floor` under uvicorn (uvloop, httptools);
 - ``postgraphile``: PostGraphile 4 from npm, installed once under ``bench/api/.node``.
 
@@ -24,11 +25,13 @@ from pathlib import Path
 
 from bench.api.data import PASSWORD, USER, BenchDatabase
 from luna_handlers.pgserver.cluster import free_port
+from luna_handlers.pgserver.pgbouncer import PgBouncer
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / ".node"
 POSTGRAPHILE = NODE_DIR / "node_modules" / ".bin" / "postgraphile"
 POOL_SIZE = 10
+OURS_VIA_PGBOUNCER = "ours@pgbouncer"
 READY_TIMEOUT = 90.0
 
 
@@ -108,16 +111,20 @@ def wait_ready(server: Server) -> Server:
     return server
 
 
-def start_ours(db: BenchDatabase, workers: int, name: str = "ours") -> Server:
-    """``luna-handlers serve`` with a config file pointing at the bench database; ``name``
+def start_ours(db: BenchDatabase, workers: int, name: str = "ours",
+               via: PgBouncer | None = None) -> Server:
+    """``luna-handlers serve`` with a config file pointing at the bench database, or at
+    ``via`` in front of it (then as documented for pgbouncer in transaction mode); ``name``
     tells the servers of several databases (and their logs) apart."""
     port = free_port()
+    name = name if via is None else OURS_VIA_PGBOUNCER
+    host, db_port = (db.cluster.host, db.cluster.port) if via is None else (via.host, via.port)
     config = db.workdir / f"{name}.json"
     config.write_text(json.dumps({
-        "LUNA_HANDLERS_DB": {"db_type": "postgres", "db_host": db.cluster.host,
-                             "db_port": db.cluster.port, "db_user": USER,
-                             "db_password": PASSWORD, "db_name": db.dbname,
-                             "connection_pool_size": POOL_SIZE},
+        "LUNA_HANDLERS_DB": {"db_type": "postgres", "db_host": host, "db_port": db_port,
+                             "db_user": USER, "db_password": PASSWORD, "db_name": db.dbname,
+                             "connection_pool_size": POOL_SIZE,
+                             **({} if via is None else {"prepared_statements": False})},
         "LUNA_HANDLERS_SERVER": {"host": "127.0.0.1", "port": port, "workers": workers},
         "LOGGING": {"level": "WARNING"},
     }))
@@ -125,6 +132,18 @@ def start_ours(db: BenchDatabase, workers: int, name: str = "ours") -> Server:
     argv = ([str(script)] if script.exists() else [sys.executable, "-m", "luna_handlers"])
     return wait_ready(_spawn(name, "rest", port, [*argv, "serve", "--config", str(config)],
                              env={}, db=db, health="/1/healthcheck"))
+
+
+def start_pgbouncer(db: BenchDatabase, workers: int) -> PgBouncer:
+    """pgbouncer 1.18 in transaction mode in front of the bench database, with a server
+    session for every connection of every worker's pool."""
+    workdir = db.workdir / "pgbouncer"
+    workdir.mkdir(exist_ok=True)
+    workdir.chmod(0o755)  # pgbouncer runs as the server user when we are root
+    bouncer = PgBouncer(workdir, db.dbname, USER, PASSWORD, (db.cluster.host, db.cluster.port),
+                        pool_size=POOL_SIZE * workers)
+    bouncer.start()
+    return bouncer
 
 
 def start_floor(db: BenchDatabase, workers: int) -> Server:

@@ -54,7 +54,7 @@ class ChangeFeed(Protocol):
 #: What a dialect hands in to make its feed: (target, on_change, on_reset, name) -> feed;
 #: ``name`` tells this feed's connection apart on the server (None: the dialect's default).
 FeedFactory = Callable[[Target, Callable[[str], None], Callable[[], None], str | None],
-                       ChangeFeed]
+                       ChangeFeed | None]
 
 
 def notify_after(dml: sa.Update | sa.Delete, id_column: sa.ColumnElement[Any],

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from luna_handlers.pgserver import pgbouncer
+
 SCOPE = "luna-ha"
 REPLICATION_USER = "replicator"
 REWIND_USER = "rewinder"
@@ -148,28 +150,12 @@ def haproxy_cfg(members: list[Member], *, bind: str, stats_socket: str | None = 
 def pgbouncer_ini(*, listen: str, port: int, upstream_host: str, upstream_port: int,
                   auth_file: str, pool_mode: str = "transaction") -> str:
     """pgbouncer in front of HAProxy's primary port (so it follows the leader)."""
-    return (
-        "[databases]\n"
-        f"{DBNAME} = host={upstream_host} port={upstream_port} dbname={DBNAME}\n"
-        "\n"
-        "[pgbouncer]\n"
-        f"listen_addr = {listen}\n"
-        f"listen_port = {port}\n"
-        "unix_socket_dir =\n"
-        "auth_type = scram-sha-256\n"
-        f"auth_file = {auth_file}\n"
-        f"pool_mode = {pool_mode}\n"
-        "max_client_conn = 500\n"
-        "default_pool_size = 20\n"
-        "server_check_delay = 1\n"
-        "server_connect_timeout = 5\n"
-    )
+    return pgbouncer.pgbouncer_ini(dbname=DBNAME, listen=listen, port=port,
+                                   upstream_host=upstream_host, upstream_port=upstream_port,
+                                   auth_file=auth_file, pool_mode=pool_mode)
 
 
-def pgbouncer_userlist(user: str, password: str) -> str:
-    """pgbouncer's auth_file line: it logs in to PostgreSQL with this password too."""
-    quoted = password.replace('"', '""')
-    return f'"{user}" "{quoted}"\n'
+pgbouncer_userlist = pgbouncer.pgbouncer_userlist
 
 
 EXAMPLE_HOSTS = ("pg01", "pg02", "pg03")

@@ -27,7 +27,9 @@ REPORT = pytest.StashKey[Report]()
 LOOPS = 3  # concurrent writing loops per writer
 # "a few seconds" past the default switch wait: no request may take longer than this
 SLOW_AFTER_S = float(SCHEMA["DB_FAILOVER"]["switch_wait"].default) + 5.0
-SERVICE_TARGETS = ("multi-host", "haproxy")
+SERVICE_TARGETS = ("multi-host", "haproxy", "pgbouncer")
+# What docs/deploying-ha.md says to set for pgbouncer in transaction mode.
+DB_OPTIONS: dict[str, dict[str, object]] = {"pgbouncer": {"prepared_statements": False}}
 
 
 @dataclass
@@ -100,13 +102,16 @@ def ha_rig(ha_report: Report) -> Iterator[Rig]:
 
 @pytest.fixture(scope="session")
 def ha(ha_rig: Rig, ha_report: Report) -> Iterator[HaSession]:
-    """A ``serve`` process on the members (multi-host DSN) and one on HAProxy."""
+    """A ``serve`` process on the members (multi-host DSN), one on HAProxy, one on pgbouncer
+    (in front of HAProxy, transaction mode)."""
     services: dict[str, Service] = {}
     dsns = {"multi-host": ha_rig.multi_host_dsn(),
-            "haproxy": ha_rig.single_host_dsn(ha_rig.haproxy_port)}
+            "haproxy": ha_rig.single_host_dsn(ha_rig.haproxy_port),
+            "pgbouncer": ha_rig.single_host_dsn(ha_rig.pgbouncer_port)}
     try:
         for name in SERVICE_TARGETS:
-            services[name] = start_service(name, dsns[name], ha_rig.base)
+            services[name] = start_service(name, dsns[name], ha_rig.base,
+                                           DB_OPTIONS.get(name))
         yield HaSession(ha_rig, services, ha_report)
     finally:
         for service in services.values():

@@ -136,6 +136,20 @@ def _build_patroni_venv(venv: Path) -> None:
     (venv / ".complete").write_text(PATRONI_VERSION)
 
 
+def ensure_pgbouncer() -> Path:
+    """The pgbouncer binary alone (for the tests outside the HA suite), installed with apt
+    when missing and the machine allows it."""
+    binary = DEB_PACKAGES["pgbouncer"]
+    if binary.exists():
+        return binary
+    if os.geteuid() != 0:
+        raise Unavailable("pgbouncer is not installed, and installing it needs root")
+    with _locked():
+        if not binary.exists():
+            _install_debs(["pgbouncer"])
+    return binary
+
+
 def ensure_tools(log: InstallLog | None = None) -> Tools:
     """Every program of the rig, installed first when missing (root and apt needed then)."""
     log = log if log is not None else InstallLog()

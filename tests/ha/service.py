@@ -45,12 +45,14 @@ class Service:
             return False
 
 
-def start_service(name: str, dsn: str, workdir: Path) -> Service:
-    """``serve`` pointed at ``dsn`` with every ``DB_FAILOVER`` setting at its default."""
+def start_service(name: str, dsn: str, workdir: Path,
+                  db_options: dict[str, object] | None = None) -> Service:
+    """``serve`` pointed at ``dsn`` (with ``db_options``, more ``LUNA_HANDLERS_DB`` keys) with
+    every ``DB_FAILOVER`` setting at its default."""
     port = free_port()
     config = workdir / f"service-{name}.json"
     config.write_text(json.dumps({
-        "LUNA_HANDLERS_DB": {"dsn": dsn},
+        "LUNA_HANDLERS_DB": {"dsn": dsn, **(db_options or {})},
         "LUNA_HANDLERS_SERVER": {"host": "127.0.0.1", "port": port},
     }))
     config.chmod(0o600)

@@ -6,6 +6,7 @@ functions; :mod:`luna_handlers.db.pool` itself never imports a dialect.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 from luna_handlers.db.changes import ChangeFeed, FeedFactory, Target
 from luna_handlers.db.hosts import HostPort, TargetSessionAttrs
 from luna_handlers.db.pool.connections import Connections
+from luna_handlers.db.pool.failurelog import FailureLog, scrub
 from luna_handlers.db.pool.faults import COMMON_ERRORS, ErrorKind
 from luna_handlers.db.pool.roles import HostRole
 
@@ -48,7 +50,10 @@ class Backend:
     host; ``classify`` maps the driver errors of sessions to :class:`ErrorKind`, and
     ``probe_classify`` (when it differs) those of probes and warm-ups; ``driver_errors`` are
     the driver's own exception roots; ``changes`` makes the change feed, None when the
-    dialect sends no notifications; ``monitor`` and ``end_sessions`` are optional (below).
+    dialect sends no notifications (or cannot now); ``monitor`` and ``end_sessions`` are
+    optional (below). ``code`` names the driver's error code (``SQLSTATE 28P01``), ``hint``
+    what an operator should do about an error, if the dialect knows; ``failures`` logs
+    connect and probe failures once per cause and host.
     """
 
     dialect: str
@@ -67,6 +72,10 @@ class Backend:
     # Ends server sessions by id on ``host`` if it is still the server ``identity`` names
     # (so that ids are never matched against another server's); how many were ended.
     end_sessions: Callable[[HostPort, Sequence[int], str, float], Awaitable[int]] | None = None
+    code: Callable[[BaseException], str | None] = lambda _exc: None
+    hint: Callable[[BaseException], str | None] = lambda _exc: None
+    failures: FailureLog = field(
+        default_factory=lambda: FailureLog(logging.getLogger("luna_handlers.db")))
 
     @property
     def errors(self) -> tuple[type[BaseException], ...]:
@@ -83,12 +92,28 @@ class Backend:
         return None if self.changes is None else self.changes(target, on_change, on_reset,
                                                                  name)
 
+    def cause(self, exc: BaseException) -> str:
+        """The error's type and code, e.g. ``InvalidPasswordError SQLSTATE 28P01``: what
+        :attr:`failures` tells causes apart by."""
+        code = self.code(exc)
+        return type(exc).__name__ if code is None else f"{type(exc).__name__} {code}"
+
     def describe(self, exc: BaseException) -> str:
-        """One short line naming the error, with the secret scrubbed (before any cut)."""
+        """One short line naming the error: type, the driver's first line, its code, and the
+        dialect's hint; secrets scrubbed (before any cut)."""
         lines = str(exc).strip().splitlines()  # later lines may hold SQL and parameters
-        text = lines[0] if lines else ""
-        if self.secret:
-            text = text.replace(self.secret, "***")
+        text = scrub(lines[0], self.secret)[:200] if lines else ""
+        code, hint = self.code(exc), self.hint(exc)
         if text:
-            return f"{type(exc).__name__}: {text[:200]}"
-        return "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            line = f"{type(exc).__name__}: {text}"
+        else:
+            line = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        if code is not None:
+            line += f" ({code})"
+        return line if hint is None else f"{line}; {hint}"
+
+    def report(self, level: int, host: HostPort | str, stage: str,
+               exc: BaseException) -> None:
+        """Log a connect or probe failure of ``host`` with the driver's message (see
+        :attr:`failures`)."""
+        self.failures.report(level, host, stage, self.cause(exc), self.describe(exc))

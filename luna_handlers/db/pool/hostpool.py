@@ -78,16 +78,20 @@ class HostPool:
     def _unavailable(self, exc: BaseException, stage: str) -> DatabaseUnavailable:
         kind = self._classify(exc)
         self.listener(kind, exc)
-        self._log(kind, exc, stage)
+        level = logging.ERROR if kind is ErrorKind.AUTH else logging.WARNING
+        self.backend.report(level, self.label, stage, exc)
         if kind is ErrorKind.LOCAL:
-            return DatabaseUnavailable(_LOCAL_MESSAGE)
-        return DatabaseUnavailable(f"cannot connect to the database ({kind.value})")
+            return DatabaseUnavailable(_LOCAL_MESSAGE, cause=self.backend.describe(exc))
+        return DatabaseUnavailable(f"cannot connect to the database ({kind.value})",
+                                   cause=self.backend.describe(exc))
 
     def _log(self, kind: ErrorKind, exc: BaseException, stage: str) -> None:
-        # The driver's message can carry statement parameters; the type and kind suffice.
+        # The driver's message can carry statement parameters: the type, code and kind
+        # suffice (with the dialect's hint), once per cause and host.
         level = logging.ERROR if kind is ErrorKind.AUTH else logging.WARNING
-        logger.log(level, "database %s failed on %s: %s (%s)", stage, self.label,
-                   type(exc).__name__, kind.value)
+        cause, hint = self.backend.cause(exc), self.backend.hint(exc)
+        detail = f"{cause} ({kind.value})" + ("" if hint is None else f"; {hint}")
+        self.backend.failures.report(level, self.label, stage, cause, detail)
 
     def read(self) -> AbstractAsyncContextManager[Session]:
         """A session for reads; a broken read is reported as safe to retry."""
@@ -146,11 +150,14 @@ class HostPool:
                 return DatabaseOutcomeUnknown(
                     "the database connection was lost; the change may or may not be saved")
             return DatabaseUnavailable("the database connection was lost; retry")
+        # The cause (the driver's words) is for the start-up message, not for clients.
+        cause = self.backend.describe(exc)
         if kind is ErrorKind.AUTH:
-            return DatabaseUnavailable("the database refused the service's credentials")
+            return DatabaseUnavailable("the database refused the service's credentials",
+                                       cause=cause)
         if kind is ErrorKind.LOCAL:
-            return DatabaseUnavailable(_LOCAL_MESSAGE)
-        return DatabaseFailure("the database rejected the statement")
+            return DatabaseUnavailable(_LOCAL_MESSAGE, cause=cause)
+        return DatabaseFailure("the database rejected the statement", cause=cause)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:

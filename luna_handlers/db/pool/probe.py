@@ -51,7 +51,10 @@ async def probe_one(backend: Backend, host: HostPort, limit: float) -> ProbeResu
         async with asyncio.timeout(limit):
             role = await backend.probe(host, limit)
     except Exception as exc:
-        return ProbeResult(host, None, backend.classify_probe(exc), backend.describe(exc),
+        kind = backend.classify_probe(exc)
+        if kind is not ErrorKind.AUTH:  # those are the AuthReporter's, at ERROR
+            backend.report(logging.WARNING, host, "probe", exc)
+        return ProbeResult(host, None, kind, backend.describe(exc),
                            time.monotonic() - started)
     return ProbeResult(host, role, elapsed=time.monotonic() - started)
 

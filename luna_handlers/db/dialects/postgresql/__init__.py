@@ -2,7 +2,8 @@
 
 Modules: ``dsn`` (the DSN parser), ``classify`` (SQLSTATE to ErrorKind), ``connections``
 (the asyncpg request pool of one host), ``connect`` (connect arguments and the SQLAlchemy
-engine), ``backend`` (probe and Backend), ``feed`` (the change feed).
+engine), ``backend`` (probe and Backend), ``feed`` (the change feed), ``pooler`` (named or
+unnamed statements, for poolers in transaction mode).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from luna_handlers.db.pool.backend import Backend
 
 
 def _backend(db: DBSettings, failover: FailoverSettings) -> Backend:
-    return pg_backend(pg_dsn(db), db.connection_pool_size, failover)
+    return pg_backend(pg_dsn(db), db.connection_pool_size, failover,
+                      prepared_statements=db.prepared_statements)
 
 
 DIALECT = Dialect(

@@ -57,6 +57,11 @@ def _sqlstate(exc: BaseException) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of ``exc`` or of what it wraps, None when it has none (a socket error)."""
+    return next((code for item in error_chain(exc) if (code := _sqlstate(item))), None)
+
+
 def classify(exc: BaseException) -> ErrorKind:
     """Tell whether ``exc`` should count towards a failover (see :class:`ErrorKind`)."""
     if local_resource(exc):  # before the OSError rule below: EMFILE is ours, not the host's

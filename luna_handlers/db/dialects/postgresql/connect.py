@@ -19,6 +19,7 @@ from luna_handlers.config import FailoverSettings
 from luna_handlers.db.database import AUTOCOMMIT
 from luna_handlers.db.dialects.postgresql.connections import AsyncpgConnections
 from luna_handlers.db.dialects.postgresql.dsn import PgDsn
+from luna_handlers.db.dialects.postgresql.pooler import StatementPolicy
 from luna_handlers.db.hosts import HostPort
 from luna_handlers.db.pool.connections import ScanShare
 
@@ -41,32 +42,38 @@ def pg_connect_args(dsn: PgDsn, failover: FailoverSettings) -> dict[str, Any]:
     return args
 
 
-def pg_engine(host: HostPort, dsn: PgDsn, failover: FailoverSettings) -> AsyncEngine:
+def pg_engine(host: HostPort, dsn: PgDsn, failover: FailoverSettings,
+              policy: StatementPolicy | None = None) -> AsyncEngine:
     """An SQLAlchemy engine on ``host`` for migrations and schema checks; without a pool of
-    its own (requests use :func:`pg_connections`), each connection is opened for its use."""
+    its own (requests use :func:`pg_connections`), each connection is opened for its use.
+    ``policy`` (default: named statements) says whether its statements may be named."""
     url = URL.create("postgresql+asyncpg", username=dsn.user, password=dsn.password or None,
                      host=host.host, port=host.port, database=dsn.dbname)
+    statements = StatementPolicy(named=True) if policy is None else policy
     engine = create_async_engine(url, poolclass=NullPool, isolation_level=AUTOCOMMIT,
-                                 connect_args=pg_connect_args(dsn, failover))
+                                 connect_args={**pg_connect_args(dsn, failover),
+                                               **statements.engine_args()})
     event.listen(engine.sync_engine, "handle_error", terminate_timed_out)
     return engine
 
 
-def pg_connections(host: HostPort, dsn: PgDsn, pool_size: int,
-                   failover: FailoverSettings) -> AsyncpgConnections | ScanShare:
+def pg_connections(host: HostPort, dsn: PgDsn, pool_size: int, failover: FailoverSettings,
+                   policy: StatementPolicy) -> AsyncpgConnections | ScanShare:
     """The request connections on ``host``: an asyncpg pool of ``pool_size``, where waiting
-    for a free connection is bounded like waiting for a switch; with ``scan_pool_size``, a
-    :class:`ScanShare` whose scan connections start with a server-side
-    ``statement_timeout`` (a startup parameter: no round trip per statement, and the
-    connection stays usable after the cancel) and wait ``scan_wait`` for a place."""
+    for a free connection is bounded like waiting for a switch, named statements or not as
+    ``policy`` says now; with ``scan_pool_size``, a :class:`ScanShare` whose scan
+    connections start with a server-side ``statement_timeout`` (a startup parameter: no
+    round trip per statement, and the connection stays usable after the cancel) and wait
+    ``scan_wait`` for a place."""
     connect_args = {"host": host.host, "port": host.port, "user": dsn.user,
                     "password": dsn.password or None, "database": dsn.dbname,
                     # The failover database judges the role; PGTARGETSESSIONATTRS from the
                     # environment must not make a pool connection refuse the chosen host.
-                    "target_session_attrs": "any", **pg_connect_args(dsn, failover)}
-    engine = pg_engine(host, dsn, failover)
+                    "target_session_attrs": "any", **pg_connect_args(dsn, failover),
+                    **policy.driver_args()}
+    engine = pg_engine(host, dsn, failover, policy)
     point = AsyncpgConnections(engine, pool_size, failover.switch_wait,
-                               failover.query_timeout, connect_args)
+                               failover.query_timeout, connect_args, named=policy.named)
     if not failover.scan_pool_size:
         return point
     timeout_ms = max(1, round(failover.scan_statement_timeout * 1000))
@@ -74,7 +81,8 @@ def pg_connections(host: HostPort, dsn: PgDsn, pool_size: int,
                                                      "statement_timeout": str(timeout_ms)}}
     return ScanShare(point, AsyncpgConnections(
         engine, failover.scan_pool_size, failover.scan_wait,
-        min(failover.scan_statement_timeout, failover.query_timeout), scan_args))
+        min(failover.scan_statement_timeout, failover.query_timeout), scan_args,
+        named=policy.named))
 
 
 def terminate_timed_out(ctx: ExceptionContext) -> None:

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
+from asyncpg.prepared_stmt import PreparedStatement
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -65,9 +66,6 @@ def set_keepalive(conn: asyncpg.Connection) -> None:
 
 #: How far past ``query_timeout`` the watchdog lets a session run before cutting it.
 WATCHDOG_SLACK = 1.0
-#: asyncpg closes the statements it evicts from its cache without a timeout: keep every
-#: statement of ours (a few hundred shapes at most) and never expire them.
-STATEMENT_CACHE = {"statement_cache_size": 1024, "max_cached_statement_lifetime": 0}
 
 
 class AsyncpgSession:
@@ -80,14 +78,19 @@ class AsyncpgSession:
         self._conn = conn
 
     async def rows(self, prepared: Prepared, params: Mapping[str, Any]) -> Sequence[Row]:
-        """Run ``prepared`` on asyncpg (kept there as a server-side prepared statement)."""
+        """Run ``prepared`` on asyncpg: a server-side prepared statement (asyncpg's cache),
+        or, without named statements, an unnamed one parsed in the same round trip."""
         if self._conn.is_closed():
             # Cut (a switch) or lost before anything was sent: nothing can have happened.
             raise DatabaseUnavailable("the database connection was closed before the "
                                       "statement was sent; retry")
         sql, values = prepared.bind(self._connections.dialect, params)
-        records: Sequence[Row] = await self._conn.fetch(sql, *values)
-        return records
+        if self._connections.named:
+            records: Sequence[Row] = await self._conn.fetch(sql, *values)
+            return records
+        statement = await self._connections.unnamed(self._conn, sql)
+        unnamed: Sequence[Row] = await statement.fetch(*values)
+        return unnamed
 
     async def begin(self) -> None:
         """BEGIN (the connection is in autocommit between transactions)."""
@@ -116,17 +119,24 @@ class AsyncpgConnections:
 
     ``connect_args`` are asyncpg's ``connect()`` arguments for that host; ``acquire_timeout``
     bounds the wait for a free place (told apart from a slow connect, a host failure);
-    ``query_timeout`` is the statement timeout the watchdog backs up.
+    ``query_timeout`` is the statement timeout the watchdog backs up. ``named`` False means
+    no named statement may be kept (a pooler in transaction mode, see
+    :mod:`~luna_handlers.db.dialects.postgresql.pooler`): ``connect_args`` then turn asyncpg's
+    cache off, and the statements are kept here instead, unnamed.
     """
 
     def __init__(self, engine: AsyncEngine, size: int, acquire_timeout: float,
-                 query_timeout: float, connect_args: Mapping[str, Any]) -> None:
+                 query_timeout: float, connect_args: Mapping[str, Any], *,
+                 named: bool = True) -> None:
         self.engine = engine
         self.dialect: Dialect = engine.dialect
+        self.named = named
+        # Per connection: the unnamed statements it described once, by SQL text.
+        self._unnamed: dict[asyncpg.Connection, dict[str, PreparedStatement]] = {}
         self._places = Places(size, acquire_timeout)  # connections to lend, open or not
         self._idle: list[asyncpg.Connection] = []
         self._open: set[asyncpg.Connection] = set()
-        self._connect_args = {**STATEMENT_CACHE, **connect_args}
+        self._connect_args = dict(connect_args)
         self._lending = True
         self._closed = False
         self._connecting: set[asyncio.Task[asyncpg.Connection]] = set()
@@ -151,6 +161,7 @@ class AsyncpgConnections:
             conn = self._idle.pop()
             if conn.is_closed():
                 self._open.discard(conn)
+                self._unnamed.pop(conn, None)
                 conn = None
         if conn is None:
             try:
@@ -182,6 +193,18 @@ class AsyncpgConnections:
         set_keepalive(conn)
         return conn
 
+    async def unnamed(self, conn: asyncpg.Connection, sql: str) -> PreparedStatement:
+        """``sql`` as an unnamed statement of ``conn``, described once (a round trip), then
+        re-parsed by asyncpg with every execution in that execution's one round trip: no
+        statement outlives its transaction on the server, yet the shape's types and row
+        decoding are known. At most one entry per statement shape and connection."""
+        statements = self._unnamed.setdefault(conn, {})
+        statement = statements.get(sql)
+        if statement is None:
+            # name="": unnamed; asyncpg marks it "unprepared" when its cache is off.
+            statement = statements[sql] = await conn.prepare(sql, name="")
+        return statement
+
     def _lend(self, session: AsyncpgSession) -> None:
         loop = asyncio.get_running_loop()
         self._lent[session] = loop.time() + self._limit
@@ -211,6 +234,7 @@ class AsyncpgConnections:
         if conn.is_closed() or self._closed:
             conn.terminate()  # no-op when closed; a closed pool's stragglers are cut
             self._open.discard(conn)
+            self._unnamed.pop(conn, None)
         else:
             self._idle.append(conn)
         self._places.give()
@@ -230,6 +254,7 @@ class AsyncpgConnections:
         self._engine_drivers.terminate_all()
         self._open.clear()
         self._idle.clear()
+        self._unnamed.clear()
 
     def cut(self) -> list[int]:
         """Abort every connection and connect in progress; the server pids of those lent."""
@@ -251,4 +276,6 @@ class AsyncpgConnections:
         # Still in _open meanwhile: a close that overruns is cut by terminate_all().
         await asyncio.gather(*(conn.close() for conn in idle), return_exceptions=True)
         self._open.difference_update(idle)
+        for conn in idle:
+            self._unnamed.pop(conn, None)
         await self.engine.dispose()
