@@ -244,3 +244,51 @@ class EstimationNotAvailable(LunaError, code=35004, status=400, desc="Bad/incomp
 
 class EngineModelError(LunaError, code=35005, status=500, desc="Internal server error"):
     """A model file of the face engine is missing or is not the expected file."""
+
+
+# --- processing (34007 is LUNA's; 36001-36005: our choice, not published by LUNA) ------------
+
+
+class StaticHandlerPolicies(LunaError, code=34007, status=403, desc="Forbidden"):
+    """Policies were sent with a request to a static handler (only dynamic ones take them)."""
+
+    def __init__(self) -> None:
+        super().__init__("Allowed use only dynamic handler")
+
+
+class MultipleFaces(LunaError, code=36001, status=400, desc="Bad/incomplete input data"):
+    """``multiface_policy`` 0 and the image has more than one face."""
+
+    def __init__(self, image: int, faces: int) -> None:
+        super().__init__(f"Image {image} has {faces} faces, multiface_policy 0 allows one")
+
+
+class DynamicHandlerWithoutPolicies(LunaError, code=36002, status=400,
+                                    desc="Bad/incomplete input data"):
+    """A dynamic handler was run without a ``policies`` part."""
+
+    def __init__(self) -> None:
+        super().__init__("A dynamic handler needs policies in the request (a 'policies' part)")
+
+
+class UnsupportedImageType(LunaError, code=36003, status=400, desc="Bad/incomplete input data"):
+    """``image_type`` other than 0 (raw image) or 1 (aligned face warp)."""
+
+    def __init__(self, image_type: str) -> None:
+        super().__init__(f"image_type {image_type!r} is not supported: 0 (raw image) "
+                         "or 1 (face warp) only")
+
+
+class CandidatesNotFound(LunaError, code=36004, status=404, desc="Object not found"):
+    """Faces or events named as verification candidates are not in the account."""
+
+    def __init__(self, kind: str, ids: list[str]) -> None:
+        self.ids = ids
+        super().__init__(f"{kind} not found: {', '.join(ids)}")
+
+
+class NoFaceFound(LunaError, code=36005, status=400, desc="Bad/incomplete input data"):
+    """A request that needs exactly one face (POST /1/faces) found none, or several."""
+
+    def __init__(self, faces: int) -> None:
+        super().__init__(f"The image must have exactly one face, it has {faces}")

@@ -18,6 +18,7 @@ from luna_handlers.app.params import canonical_uuid
 from luna_handlers.app.serialize import RawResponse
 from luna_handlers.config import Settings
 from luna_handlers.db import DBContext, HandlerRecord, VerifierRecord
+from luna_handlers.engine import FaceEngine
 from luna_handlers.errors import (
     BadAccountId,
     BadContentType,
@@ -37,6 +38,11 @@ JSON_MEDIA_TYPE = "application/json"
 def db(request: Request) -> DBContext:
     """The DB context built by the application's lifespan."""
     return cast(DBContext, request.app.state.db)
+
+
+def engine(request: Request) -> FaceEngine:
+    """The face engine started by the application's lifespan."""
+    return cast(FaceEngine, request.app.state.engine)
 
 
 def cache(request: Request) -> HandlerCache:
