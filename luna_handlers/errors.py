@@ -33,6 +33,13 @@ Outline::
     ├── ImageTooLarge                      35003  413
     ├── EstimationNotAvailable             35004  400  (names the policy flag)
     └── EngineModelError                   35005  500
+    processing (34007 LUNA's; 36xxx: choice)
+    ├── StaticHandlerPolicies              34007  403
+    ├── MultipleFaces                      36001  400
+    ├── DynamicHandlerWithoutPolicies      36002  400
+    ├── UnsupportedImageType               36003  400
+    ├── CandidatesNotFound                 36004  404  (lists the ids)
+    └── NoFaceFound                        36005  400
 
 The codes marked "choice" are not published by VisionLabs; README.md lists them.
 Exactly one place (``luna_handlers.app.errors``) turns these into HTTP responses.

@@ -108,8 +108,10 @@ def wait_ready(server: Server) -> Server:
     return server
 
 
-def start_ours(db: BenchDatabase, workers: int) -> Server:
-    """``luna-handlers serve`` with a config file pointing at the bench database."""
+def start_ours(db: BenchDatabase, workers: int,
+               sections: dict[str, dict[str, object]] | None = None) -> Server:
+    """``luna-handlers serve`` with a config file pointing at the bench database; ``sections``
+    adds config sections (``{"FACE_ENGINE": {"workers": 2}}``)."""
     port = free_port()
     config = db.workdir / "luna-handlers.json"
     config.write_text(json.dumps({
@@ -119,6 +121,7 @@ def start_ours(db: BenchDatabase, workers: int) -> Server:
                              "connection_pool_size": POOL_SIZE},
         "LUNA_HANDLERS_SERVER": {"host": "127.0.0.1", "port": port, "workers": workers},
         "LOGGING": {"level": "WARNING"},
+        **(sections or {}),
     }))
     script = Path(sys.executable).with_name("luna-handlers")
     argv = ([str(script)] if script.exists() else [sys.executable, "-m", "luna_handlers"])

@@ -7,14 +7,14 @@ from collections.abc import Callable, Sequence
 
 import cv2
 
+from bench.api.data import start_database
 from bench.engine.matching import bench_top_k
 from bench.engine.raw import run_processes, run_threads
+from bench.engine.service import run_service
 from bench.engine.workload import Result, one_face_jpegs
 from luna_handlers.engine.models import load_models
 
-#: A side of the comparison at a worker count: images and seconds in, a Result out. The
-#: route side ("through the service") is added here once POST /1/handlers/{id}/events exists,
-#: and is printed with its ratio to the raw loop at the same worker count.
+#: A side of the comparison at a worker count: images and seconds in, a Result out.
 Side = Callable[[list[bytes], int, float], Result]
 
 
@@ -22,8 +22,8 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per case")
     parser.add_argument("--workers", default="1,2", help="worker counts to run")
-    parser.add_argument("--cases", default="threads,processes,opencv,matching",
-                        help="any of threads, processes, opencv, matching")
+    parser.add_argument("--cases", default="processes,service,threads,opencv,matching",
+                        help="any of processes, service, threads, opencv, matching")
     parser.add_argument("--sizes", default="100000,1000000", help="matching candidate counts")
     return parser.parse_args(argv)
 
@@ -42,12 +42,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         sides["raw processes"] = run_processes
     if "threads" in cases:
         sides["raw threads"] = lambda imgs, n, s: run_threads(imgs, n, 1, s, model_bytes)
-    for count in workers:
-        baseline: Result | None = None
-        for side in sides.values():
-            result = side(images, count, args.seconds)
-            print(result.line(baseline), flush=True)
-            baseline = baseline or result
+    database = start_database(handlers=1) if "service" in cases else None
+    try:
+        for count in workers:
+            baseline: Result | None = None
+            for side in sides.values():
+                result = side(images, count, args.seconds)
+                print(result.line(baseline), flush=True)
+                baseline = baseline or result
+            if database is not None:
+                # The service's ratio is against the first side (raw processes when run).
+                saturated, loaded = run_service(images, count, args.seconds, database)
+                print(saturated.line(baseline), flush=True)
+                spread = loaded.percentile(0.99) / loaded.percentile(0.5)
+                print(f"{loaded.line()}  p99/p50 {spread:4.2f}", flush=True)
+    finally:
+        if database is not None:
+            database.stop()
     if "opencv" in cases:
         print("cv2.setNumThreads (raw processes loop):")
         for count in workers:

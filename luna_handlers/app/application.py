@@ -31,7 +31,16 @@ import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from luna_handlers.app import docs, health, metrics, routes_handlers, routes_verifiers
+from luna_handlers.app import (
+    docs,
+    health,
+    metrics,
+    routes_events,
+    routes_face_images,
+    routes_handlers,
+    routes_verifications,
+    routes_verifiers,
+)
 from luna_handlers.app.cache import cache_following
 from luna_handlers.app.deps import Endpoint
 from luna_handlers.app.errors import ErrorMiddleware
@@ -55,9 +64,18 @@ SERVICE_ROUTES: dict[str, dict[str, Endpoint]] = {
 
 
 def route_table() -> dict[str, dict[str, Endpoint]]:
-    """Every path of the service with its methods; routes come first where paths overlap."""
+    """Every path of the service with its methods; routes come first where paths overlap.
+
+    Modules may serve different methods of one path (GET /1/faces is the store's, POST the
+    engine's): their method tables are merged.
+    """
     # Insertion order matters: /1/handlers/count must be tried before /1/handlers/{handler_id}.
-    return {**routes_handlers.ROUTES, **routes_verifiers.ROUTES, **SERVICE_ROUTES}
+    table: dict[str, dict[str, Endpoint]] = {}
+    for routes_of in (routes_handlers.ROUTES, routes_events.ROUTES, routes_verifiers.ROUTES,
+                      routes_verifications.ROUTES, routes_face_images.ROUTES, SERVICE_ROUTES):
+        for path, methods in routes_of.items():
+            table.setdefault(path, {}).update(methods)
+    return table
 
 
 def _freeze_startup_objects() -> None:

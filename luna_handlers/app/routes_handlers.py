@@ -61,7 +61,8 @@ async def validate_policies(request: Request) -> Response:
     return deps.no_content()
 
 
-def _render(record: HandlerRecord) -> bytes:
+def render_handler(record: HandlerRecord) -> bytes:
+    """The GET body of a handler (what the read cache keeps)."""
     return orjson.dumps(handler_json(record))
 
 
@@ -73,7 +74,8 @@ async def get_handler(request: Request) -> Response:
     """
     account = deps.account(request)
     handler_id = _handler_id(request)
-    served = await deps.cache(request).serve(handler_id, deps.db(request).getHandler, _render)
+    served = await deps.cache(request).serve(handler_id, deps.db(request).getHandler,
+                                             render_handler)
     if served is None or (account is not None and served.record.account_id != account):
         raise HandlerNotFound(handler_id)
     return RawResponse(served.body, served.headers)

@@ -7,7 +7,10 @@ moment it is written (POST/PUT of handlers and verifiers, the validator) and whe
 handler's policies arrive with the images. Besides the engine's own list
 (:data:`~luna_handlers.engine.UNAVAILABLE_ESTIMATIONS`), every ``filters`` object that filters
 on age, gender or liveness asks for that estimation too, and match candidates of origin
-``attributes`` need LUNA's temporary-attribute store, which this service does not have.
+``attributes`` need LUNA's temporary-attribute store, which this service does not have;
+candidate filters that the stores cannot apply (not in :data:`ORIGIN_FILTERS`: ``event_ids``,
+``user_data``, ``end_time__*``...) are refused rather than ignored, as an ignored filter would
+widen the match.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ FILTER_ESTIMATIONS: Mapping[str, str] = {
     "age__lt": "age",
     "gender": "gender",
     "liveness": "liveness",
+}
+#: Candidate filters of each origin; the others are refused (e.g. ``list_id`` for events).
+ORIGIN_FILTERS: Mapping[str, frozenset[str]] = {
+    "faces": frozenset({"list_id", "face_ids", "create_time__gte", "create_time__lt"}),
+    "events": frozenset({"handler_ids", "create_time__gte", "create_time__lt"}),
 }
 _STORAGE_POLICIES = ("face_sample_policy", "body_sample_policy", "image_origin_policy",
                      "attribute_policy", "face_policy", "event_policy", "notification_policy")
@@ -68,7 +76,17 @@ def check_supported(policies: Mapping[str, Any]) -> None:
                     raise EstimationNotAvailable(f"{path}.filters.{key}", what)
     for path, item in _items(policies, "match_policy"):
         candidates = item.get("candidates")
-        if isinstance(candidates, Mapping) and candidates.get("origin") == "attributes":
-            raise BadInputJson(f"policies.{path}.candidates.origin",
-                               "origin 'attributes' is not supported: there is no attribute "
-                               "store, match 'faces' or 'events'")
+        if isinstance(candidates, Mapping):
+            _check_candidates(f"policies.{path}.candidates", candidates)
+
+
+def _check_candidates(path: str, candidates: Mapping[str, Any]) -> None:
+    origin = candidates.get("origin")
+    allowed = ORIGIN_FILTERS.get(str(origin))
+    if allowed is None:
+        raise BadInputJson(f"{path}.origin", f"origin {origin!r} is not supported: there is "
+                           "no attribute store, match 'faces' or 'events'")
+    for key, value in candidates.items():
+        if value is not None and key not in allowed | {"origin", "account_id"}:
+            raise BadInputJson(f"{path}.{key}",
+                               f"filter {key!r} is not supported for origin {origin!r}")

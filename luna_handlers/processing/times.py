@@ -14,6 +14,16 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400,
                  "M": 30 * 86400, "y": 365 * 86400}
 
 
+def rfc3339(moment: datetime) -> str:
+    """A naive UTC time as the API writes times: ``2024-01-31T10:00:00.000000Z``."""
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def now_utc() -> datetime:
+    """Now, naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def naive_utc(moment: datetime) -> datetime:
     """``moment`` (aware) as a naive UTC datetime."""
     return moment.astimezone(UTC).replace(tzinfo=None)
