@@ -21,7 +21,11 @@ Outline::
     ├── objects
     │   ├── HandlerNotFound                34000
     │   ├── HandlerCorrupted               34002
-    │   └── VerifierNotFound               34004
+    │   ├── VerifierNotFound               34004
+    │   ├── FaceNotFound                   22001  404  (names every missing id)
+    │   ├── ListNotFound                   22002  404  (names every missing id)
+    │   ├── SampleNotFound                 22003  404  (choice)
+    │   └── EventNotFound                  23001  404  (names every missing id)
     └── DatabaseError (grouping)
         ├── DatabaseUnavailable            34010  503  (not sent: safe to retry)
         │   └── DatabaseSwitched           34010  (the pool moved while the request waited)
@@ -178,6 +182,43 @@ class VerifierNotFound(LunaError, code=34004, status=404, desc="Object not found
 
     def __init__(self, verifier_id: str) -> None:
         super().__init__(f"Verifier with id '{verifier_id}' not found")
+
+
+def _named(what: str, ids: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{object_id}'" for object_id in ids)
+    return f"{what} with id {quoted} not found" if len(ids) == 1 else (
+        f"{what}s with ids {quoted} not found")
+
+
+class FaceNotFound(LunaError, code=22001, status=404, desc="Object not found"):
+    """No face with this id (or these ids) in this account."""
+
+    def __init__(self, *face_ids: str) -> None:
+        self.ids = face_ids
+        super().__init__(_named("Face", face_ids))
+
+
+class ListNotFound(LunaError, code=22002, status=404, desc="Object not found"):
+    """No list with this id (or these ids) in this account."""
+
+    def __init__(self, *list_ids: str) -> None:
+        self.ids = list_ids
+        super().__init__(_named("List", list_ids))
+
+
+class SampleNotFound(LunaError, code=22003, status=404, desc="Object not found"):
+    """No face sample with this id in this account (code: our choice)."""
+
+    def __init__(self, sample_id: str) -> None:
+        super().__init__(_named("Sample", (sample_id,)))
+
+
+class EventNotFound(LunaError, code=23001, status=404, desc="Object not found"):
+    """No event with this id (or these ids) in this account."""
+
+    def __init__(self, *event_ids: str) -> None:
+        self.ids = event_ids
+        super().__init__(_named("Event", event_ids))
 
 
 class DatabaseError(LunaError):

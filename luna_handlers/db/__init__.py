@@ -15,6 +15,22 @@ from luna_handlers.db.database import Database, Session
 from luna_handlers.db.dialects import dialect_for
 from luna_handlers.db.pool.failover import start_failover_database
 from luna_handlers.db.records import HandlerRecord, ListFilters, VerifierRecord
+from luna_handlers.db.store_records import (
+    DescriptorLookup,
+    EventFilters,
+    EventMatch,
+    EventMatchFilters,
+    EventRecord,
+    EventWrite,
+    FaceMatch,
+    FaceMatchFilters,
+    FaceRecord,
+    FaceWrite,
+    ListRecord,
+    SampleKind,
+    SampleWrite,
+    StoredDescriptor,
+)
 
 
 async def open_database(settings: Settings) -> Database:
@@ -25,5 +41,8 @@ async def open_database(settings: Settings) -> Database:
     return await start_failover_database(backend, db.connection_pool_size, settings.failover)
 
 
-__all__ = ["ChangeFeed", "DBContext", "Database", "HandlerRecord", "ListFilters", "Session",
+__all__ = ["ChangeFeed", "DBContext", "Database", "DescriptorLookup", "EventFilters",
+           "EventMatch", "EventMatchFilters", "EventRecord", "EventWrite", "FaceMatch",
+           "FaceMatchFilters", "FaceRecord", "FaceWrite", "HandlerRecord", "ListFilters",
+           "ListRecord", "SampleKind", "SampleWrite", "Session", "StoredDescriptor",
            "VerifierRecord", "open_database"]

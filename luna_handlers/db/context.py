@@ -5,8 +5,7 @@ method takes an optional ``accountId``: with it, an object of another account do
 without it, there is no account restriction (root access).
 
 Each kind of object is a store (:mod:`luna_handlers.db.stores`); the context is all of them
-over one database. A new store (lists, faces, events, samples) is a module in ``stores/``
-and one more base class here.
+over one database. A new store is a module in ``stores/`` and one more base class here.
 """
 
 from __future__ import annotations
@@ -16,7 +15,12 @@ import sqlalchemy as sa
 from luna_handlers.db.database import Database
 from luna_handlers.db.prepared import Prepared
 from luna_handlers.db.records import HandlerRecord, ListFilters, VerifierRecord
+from luna_handlers.db.stores.events import EventStore
+from luna_handlers.db.stores.faces import FaceStore
 from luna_handlers.db.stores.handlers import HANDLER, HandlerStore
+from luna_handlers.db.stores.lists import ListStore
+from luna_handlers.db.stores.matching import MatchStore
+from luna_handlers.db.stores.samples import SampleStore
 from luna_handlers.db.stores.verifiers import VERIFIER, VerifierStore
 
 # The records and filters are part of the DB-context API: importable from here too.
@@ -25,7 +29,8 @@ __all__ = ["HANDLER", "VERIFIER", "DBContext", "HandlerRecord", "ListFilters", "
 PING = Prepared(lambda _dialect: sa.select(sa.literal_column("1")))
 
 
-class DBContext(HandlerStore, VerifierStore):
+class DBContext(HandlerStore, VerifierStore, ListStore, FaceStore, EventStore, SampleStore,
+                MatchStore):
     """All reads and writes of the service's objects."""
 
     def __init__(self, database: Database) -> None:

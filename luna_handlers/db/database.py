@@ -33,6 +33,18 @@ class Session(Protocol):
         """Run ``prepared`` with ``params``; its rows (RETURNING rows for DML)."""
         ...
 
+    async def begin(self) -> None:
+        """Start a transaction (sessions of ``Database.transaction()`` only)."""
+        ...
+
+    async def commit(self) -> None:
+        """Commit the transaction :meth:`begin` started."""
+        ...
+
+    async def rollback(self) -> None:
+        """Roll back the transaction :meth:`begin` started."""
+        ...
+
     async def release(self) -> None:
         """Give the connection back to its pool."""
         ...
@@ -58,7 +70,17 @@ class Database(Protocol):
         """A session for writes.
 
         Connections are in autocommit: each statement commits by itself, so a change that
-        needs several statements must be one statement (a CTE).
+        needs several statements must be one statement (a CTE), or a :meth:`transaction`.
+        """
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
+        """A session whose statements are one transaction, committed when the block ends
+        without an error and rolled back otherwise: all or nothing.
+
+        A connection lost before the COMMIT was sent raises ``DatabaseUnavailable`` (nothing
+        was stored, a retry is safe); lost while the COMMIT was on its way,
+        ``DatabaseOutcomeUnknown``.
         """
         ...
 

@@ -24,17 +24,23 @@ def id_column(table: sa.Table) -> sa.Column[Any]:
     return table.c[f"{table.name}_id"]
 
 
-def _like_contains(text: str) -> str:
+def like_contains(text: str) -> str:
     """A LIKE pattern matching ``text`` literally anywhere (``/`` escapes, as ``ESCAPE '/'``)."""
     escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return f"%{escaped}%"
 
 
-def _in_ids(table: sa.Table, dialect_name: str) -> sa.ColumnElement[bool]:
+def any_of(column: sa.ColumnElement[Any], name: str, dialect_name: str
+           ) -> sa.ColumnElement[bool]:
+    """``column`` is one of the values bound as ``name`` (a list of strings)."""
     if dialect_name == "postgresql":
         # One array parameter: the statement keeps its shape whatever the number of ids.
-        return id_column(table) == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.String)))
-    return id_column(table).in_(sa.bindparam("ids", expanding=True))
+        return column == sa.any_(sa.bindparam(name, type_=ARRAY(sa.String)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _in_ids(table: sa.Table, dialect_name: str) -> sa.ColumnElement[bool]:
+    return any_of(id_column(table), "ids", dialect_name)
 
 
 # The list filters, in a fixed order: (the clause on a table for a dialect, its bind value).
@@ -42,7 +48,7 @@ FilterClause = Callable[[sa.Table, str], sa.ColumnElement[bool]]
 FILTERS: dict[str, tuple[FilterClause, Callable[[Any], Any]]] = {
     "account_id": (lambda t, _d: t.c.account_id == sa.bindparam("account_id"), str),
     "description": (lambda t, _d: t.c.description.like(sa.bindparam("description"),
-                                                       escape="/"), _like_contains),
+                                                       escape="/"), like_contains),
     "ids": (_in_ids, list),
     "create_time__gte": (lambda t, _d: t.c.create_time >= sa.bindparam("create_time__gte"),
                          lambda value: value),

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from luna_handlers.db.database import Session
 from luna_handlers.db.pool.places import PoolBusy, PoolRetired
@@ -61,16 +61,32 @@ class Connections(Protocol):
 class EngineSession:
     """A connection of an :class:`EngineConnections`."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_transaction")
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._transaction: AsyncTransaction | None = None
 
     async def rows(self, prepared: Prepared, params: Mapping[str, Any]) -> Sequence[Row]:
         """Execute ``prepared`` through SQLAlchemy."""
         result = await self._conn.execute(prepared.statement(self._conn.dialect.name),
                                           dict(params))
         return [row._mapping for row in result] if result.returns_rows else []
+
+    async def begin(self) -> None:
+        """Leave autocommit for this connection (the pool restores it on return) and begin."""
+        await self._conn.execution_options(isolation_level="READ COMMITTED")
+        self._transaction = await self._conn.begin()
+
+    async def commit(self) -> None:
+        """Commit the transaction."""
+        assert self._transaction is not None
+        await self._transaction.commit()
+
+    async def rollback(self) -> None:
+        """Roll the transaction back."""
+        assert self._transaction is not None
+        await self._transaction.rollback()
 
     async def release(self) -> None:
         """Back to the engine's pool."""

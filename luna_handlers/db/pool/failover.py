@@ -176,6 +176,10 @@ class FailoverDatabase(Switching):
         """A session for writes on the active host (see ``Database.write``)."""
         return CountedBorrow(self._for_request, write=True)
 
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
+        """A transaction on the active host (see ``Database.transaction``)."""
+        return CountedBorrow(self._for_request, write=True, transaction=True)
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """A plain SQLAlchemy connection to the active host (see ``Database.connection``)."""

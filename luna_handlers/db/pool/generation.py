@@ -76,11 +76,13 @@ class CountedBorrow:
     its sessions end. A class rather than a generator: it wraps every statement of every
     request."""
 
-    __slots__ = ("_borrow", "_generation", "_pick", "_write")
+    __slots__ = ("_borrow", "_generation", "_pick", "_transaction", "_write")
 
-    def __init__(self, pick: Callable[[], Awaitable[Generation]], *, write: bool) -> None:
+    def __init__(self, pick: Callable[[], Awaitable[Generation]], *, write: bool,
+                 transaction: bool = False) -> None:
         self._pick = pick
         self._write = write
+        self._transaction = transaction
 
     async def __aenter__(self) -> Session:
         try:
@@ -93,7 +95,9 @@ class CountedBorrow:
         generation = self._generation = await self._pick()
         generation.enter()
         try:
-            self._borrow = generation.pool.write() if self._write else generation.pool.read()
+            pool = generation.pool
+            self._borrow = (pool.transaction() if self._transaction
+                            else pool.write() if self._write else pool.read())
             return await self._borrow.__aenter__()
         except BaseException:
             generation.leave()

@@ -90,6 +90,10 @@ class HostPool:
         """A session for writes (autocommit); one lost on the way is "outcome unknown"."""
         return Borrow(self, write=True)
 
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
+        """A session in one transaction (see ``Database.transaction``)."""
+        return TransactionBorrow(self)
+
     async def acquire(self) -> Session:
         """A session from the connections, its failures classified and reported."""
         try:
@@ -188,3 +192,65 @@ class Borrow:
             await session.release()
         if exc is None:
             pool.listener(None, None)
+
+
+class TransactionBorrow:
+    """``async with pool.transaction() as session``: BEGIN on entry; COMMIT when the block
+    ends without an error, ROLLBACK otherwise.
+
+    Only a failure of the COMMIT itself can leave the outcome unknown: a connection lost
+    before it was sent rolled everything back on the server, so that is "unavailable".
+    """
+
+    __slots__ = ("_pool", "_session")
+
+    def __init__(self, pool: HostPool) -> None:
+        self._pool = pool
+
+    async def __aenter__(self) -> Session:
+        self._session = await self._pool.acquire()
+        try:
+            await self._session.begin()
+        except BaseException as exc:
+            await self._abandon(exc)
+            raise
+        return self._session
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, _tb: TracebackType | None) -> None:
+        pool, session = self._pool, self._session
+        if exc is not None:
+            await self._abandon(exc)
+            return
+        try:
+            await session.commit()
+        except pool._errors as commit_exc:
+            try:
+                raise await pool.failed(session, commit_exc, write=True) from commit_exc
+            finally:
+                await session.release()
+        except BaseException:
+            await session.discard()  # cancelled during the COMMIT: the connection is unknown
+            await session.release()
+            raise
+        await session.release()
+        pool.listener(None, None)
+
+    async def _abandon(self, exc: BaseException) -> None:
+        """Roll back (or drop the connection) after ``exc``; a driver error is raised as
+        the service error for it, nothing having been committed."""
+        pool, session = self._pool, self._session
+        try:
+            driver_error = isinstance(exc, pool._errors)
+            lost = driver_error and pool.classify(exc) is ErrorKind.CONNECTIVITY
+            if isinstance(exc, Exception) and not lost:
+                try:
+                    await session.rollback()
+                except Exception:  # unusable now; nothing was committed either way
+                    await session.discard()
+            elif not lost:
+                await session.discard()  # cancelled mid-statement, say
+            if driver_error:
+                raise await pool.failed(session, exc, write=False) from exc
+        finally:
+            await session.release()

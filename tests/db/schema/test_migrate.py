@@ -37,7 +37,8 @@ async def test_up_down_and_startup_check(pg_cluster: PgCluster) -> None:
                 await check_at_head(conn)
             await upgrade(conn)
             assert await current_revision(conn) == head_revision()
-            assert await tables(conn) == {"alembic_version", "handler", "verifier"}
+            assert await tables(conn) == {"alembic_version", "handler", "verifier", "list",
+                                          "face", "list_face", "event", "sample"}
             await check_at_head(conn)
             indexes = await conn.run_sync(
                 lambda c: {i["name"]: i["column_names"]

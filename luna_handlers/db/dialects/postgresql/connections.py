@@ -62,6 +62,18 @@ class AsyncpgSession:
         records: Sequence[Row] = await self._conn.fetch(sql, *values)
         return records
 
+    async def begin(self) -> None:
+        """BEGIN (the connection is in autocommit between transactions)."""
+        await self._conn.execute("BEGIN")
+
+    async def commit(self) -> None:
+        """COMMIT."""
+        await self._conn.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        """ROLLBACK."""
+        await self._conn.execute("ROLLBACK")
+
     async def release(self) -> None:
         """Back to the pool (a closed connection is dropped there)."""
         self._connections.give_back(self)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from alembic import context
 
 from luna_handlers.db.dialects import dialect_for
+from luna_handlers.db.schema import store_models  # noqa: F401  (its tables join Base.metadata)
 from luna_handlers.db.schema.models import Base
 
 config = context.config

@@ -32,6 +32,8 @@ from luna_handlers.db.dialects.oracle.connect import oracle_connect_args, oracle
 from luna_handlers.db.dialects.oracle.dsn import oracle_dsn_from_settings
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.prepared import Prepared, Row, Statement
+from luna_handlers.db.schema import store_models  # noqa: F401  (the stores' tables)
+from luna_handlers.db.schema.models import Base
 from luna_handlers.db.schema.offline import offline_sql
 from luna_handlers.db.schema.sqlplus import sqlplus_script
 
@@ -66,6 +68,63 @@ VERIFIER_DDL = """CREATE TABLE verifier (
     version INTEGER DEFAULT 1 NOT NULL,
     CONSTRAINT pk_verifier PRIMARY KEY (verifier_id)
 )"""
+STORE_DDL = {
+    "list": """CREATE TABLE list (
+    list_id VARCHAR2(36 CHAR) NOT NULL,
+    account_id VARCHAR2(36 CHAR) NOT NULL,
+    description VARCHAR2(128 CHAR),
+    create_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    last_update_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    CONSTRAINT pk_list PRIMARY KEY (list_id)
+)""",
+    "face": """CREATE TABLE face (
+    face_id VARCHAR2(36 CHAR) NOT NULL,
+    account_id VARCHAR2(36 CHAR) NOT NULL,
+    event_id VARCHAR2(36 CHAR),
+    external_id VARCHAR2(128 CHAR),
+    user_data VARCHAR2(128 CHAR),
+    create_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    avatar_sample_id VARCHAR2(36 CHAR),
+    descriptor BLOB,
+    descriptor_version INTEGER,
+    CONSTRAINT pk_face PRIMARY KEY (face_id)
+)""",
+    "list_face": """CREATE TABLE list_face (
+    list_id VARCHAR2(36 CHAR) NOT NULL,
+    face_id VARCHAR2(36 CHAR) NOT NULL,
+    link_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    CONSTRAINT pk_list_face PRIMARY KEY (list_id, face_id),
+    CONSTRAINT fk_list_face_list FOREIGN KEY(list_id) REFERENCES list (list_id) ON DELETE CASCADE,
+    CONSTRAINT fk_list_face_face FOREIGN KEY(face_id) REFERENCES face (face_id) ON DELETE CASCADE
+)""",
+    "event": """CREATE TABLE event (
+    event_id VARCHAR2(36 CHAR) NOT NULL,
+    account_id VARCHAR2(36 CHAR) NOT NULL,
+    handler_id VARCHAR2(36 CHAR) NOT NULL,
+    source VARCHAR2(128 CHAR),
+    tags VARCHAR2(2000 CHAR),
+    track_id VARCHAR2(128 CHAR),
+    external_id VARCHAR2(128 CHAR),
+    user_data VARCHAR2(128 CHAR),
+    create_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    end_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    face_id VARCHAR2(36 CHAR),
+    detections CLOB,
+    matches CLOB,
+    top_match CLOB,
+    descriptor BLOB,
+    descriptor_version INTEGER,
+    CONSTRAINT pk_event PRIMARY KEY (event_id)
+)""",
+    "sample": """CREATE TABLE sample (
+    sample_id VARCHAR2(36 CHAR) NOT NULL,
+    account_id VARCHAR2(36 CHAR) NOT NULL,
+    kind VARCHAR2(16 CHAR) NOT NULL,
+    image BLOB NOT NULL,
+    create_time TIMESTAMP DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    CONSTRAINT pk_sample PRIMARY KEY (sample_id)
+)""",
+}
 INDEXES = {
     "handler": ["CREATE INDEX ix_handler_account_id_create_time ON handler "
                 "(account_id, create_time)",
@@ -73,9 +132,21 @@ INDEXES = {
     "verifier": ["CREATE INDEX ix_verifier_account_id_create_time ON verifier "
                  "(account_id, create_time)",
                  "CREATE INDEX ix_verifier_description ON verifier (description)"],
+    "list": ["CREATE INDEX ix_list_account_id_create_time ON list (account_id, create_time)"],
+    "face": ["CREATE INDEX ix_face_account_id_create_time ON face (account_id, create_time)"],
+    "list_face": ["CREATE INDEX ix_list_face_face_id ON list_face (face_id)"],
+    "event": ["CREATE INDEX ix_event_account_id_create_time ON event (account_id, create_time)",
+              "CREATE INDEX ix_event_account_id_handler_id_create_time ON event "
+              "(account_id, handler_id, create_time)",
+              "CREATE INDEX ix_event_face_id ON event (face_id)"],
+    "sample": [],
 }
+TO_0003 = "UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002'"
+STORE_TABLES = ("list", "face", "list_face", "event", "sample")
+STORE_SECTION = "".join(f"{STORE_DDL[name]};\n\n" for name in STORE_TABLES) + "".join(
+    f"{index};\n\n" for name in STORE_TABLES for index in INDEXES[name])
 EXPECTED_SCRIPT = f"""\
--- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0002.
+-- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0003.
 -- Made by 'luna-handlers db sql --db-type oracle'. Run it as is, as the schema owner, in
 -- SQL*Plus or SQLcl: sqlplus user/password@//host:1521/service @luna_handlers.sql
 -- Every SQL statement ends with ';' (a PL/SQL block would end with '/' on its own line).
@@ -110,6 +181,12 @@ COMMIT;
 {INDEXES["verifier"][1]};
 
 UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+
+COMMIT;
+
+-- Running upgrade 0002 -> 0003
+
+{STORE_SECTION}{TO_0003};
 
 COMMIT;
 """
@@ -148,7 +225,7 @@ def test_offline_script_is_the_reviewed_one() -> None:
 
 def test_offline_script_runs_as_is_in_sqlplus() -> None:
     statements = sqlplus_read(offline_sql("oracle"))
-    assert len(statements) == 11  # 7 DDL, 2 version-table changes, 2 COMMIT
+    assert len(statements) == 24  # 18 DDL, 3 version-table changes, 3 COMMIT
     for index, statement in enumerate(statements):
         without_literals = re.sub(r"'(?:[^']|'')*'", "''", statement)
         assert not re.search(r":\w", without_literals), f"bind variable in {statement!r}"
@@ -175,14 +252,15 @@ def test_sqlplus_conventions_for_what_later_revisions_may_hold() -> None:
 
 def test_postgres_offline_sql_keeps_its_own_form() -> None:
     ddl = offline_sql("postgres")
-    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 2
+    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 3
     assert "WHENEVER" not in ddl and "\n/\n" not in ddl
 
 
 def test_models_compile_to_the_migrated_ddl() -> None:
     offline_dialect = oracle_dialects.dialect(**dialect_for("oracle").engine_options)  # type: ignore[no-untyped-call]
     for dialect in (ORACLE, offline_dialect):
-        for table, ddl in ((HANDLER, HANDLER_DDL), (VERIFIER, VERIFIER_DDL)):
+        stores = [(Base.metadata.tables[name], STORE_DDL[name]) for name in STORE_TABLES]
+        for table, ddl in ((HANDLER, HANDLER_DDL), (VERIFIER, VERIFIER_DDL), *stores):
             create = str(CreateTable(table).compile(dialect=dialect)).strip()
             assert rstripped(create.replace("\t", "    ")) == ddl  # Alembic's tab expansion
             assert sorted(str(CreateIndex(index).compile(dialect=dialect))
@@ -196,8 +274,9 @@ def test_identifiers_fit_oracle() -> None:
     assert {"handler", "verifier", "is_dynamic", "ck_handler_is_dynamic_bool"} <= names
     assert max(map(len, names)) <= 128  # Oracle 12.2+ with COMPATIBLE >= 12.2, so 19c
     # Longer than the 30 of Oracle < 12.2: fine on 19c, reviewed here so none adds up unseen.
-    assert {n for n in names if len(n) > 30} == {"ix_handler_account_id_create_time",
-                                                 "ix_verifier_account_id_create_time"}
+    assert {n for n in names if len(n) > 30} == {
+        "ix_handler_account_id_create_time", "ix_verifier_account_id_create_time",
+        "ix_event_account_id_create_time", "ix_event_account_id_handler_id_create_time"}
     # Neither reserved nor mixed case: stored in upper case, usable unquoted from SQL*Plus.
     preparer = ORACLE.identifier_preparer
     assert not [n for n in names if preparer._requires_quotes(n)]
@@ -216,6 +295,15 @@ class RecordingSession:
     async def rows(self, prepared: Prepared, params: Mapping[str, Any]) -> Sequence[Row]:
         self.executed.append((prepared.statement("oracle"), dict(params)))
         return await self.session.rows(prepared, params)
+
+    async def begin(self) -> None:
+        await self.session.begin()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
 
     async def release(self) -> None:
         await self.session.release()
@@ -243,6 +331,11 @@ class OracleCodePath:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Session]:
         async with self.pool.write() as session:
+            yield RecordingSession(session, self.executed)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        async with self.pool.transaction() as session:
             yield RecordingSession(session, self.executed)
 
     def connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
