@@ -42,8 +42,7 @@ Outline::
     ├── MultipleFaces                      36001  400
     ├── DynamicHandlerWithoutPolicies      36002  400
     ├── UnsupportedImageType               36003  400
-    ├── CandidatesNotFound                 36004  404  (lists the ids)
-    └── NoFaceFound                        36005  400
+    └── NoFaceFound                        36004  400
 
 The codes marked "choice" are not published by VisionLabs; README.md lists them.
 Exactly one place (``luna_handlers.app.errors``) turns these into HTTP responses.
@@ -294,7 +293,7 @@ class EngineModelError(LunaError, code=35005, status=500, desc="Internal server 
     """A model file of the face engine is missing or is not the expected file."""
 
 
-# --- processing (34007 is LUNA's; 36001-36005: our choice, not published by LUNA) ------------
+# --- processing (34007 is LUNA's; 36001-36004: our choice, not published by LUNA) ------------
 
 
 class StaticHandlerPolicies(LunaError, code=34007, status=403, desc="Forbidden"):
@@ -327,15 +326,7 @@ class UnsupportedImageType(LunaError, code=36003, status=400, desc="Bad/incomple
                          "or 1 (face warp) only")
 
 
-class CandidatesNotFound(LunaError, code=36004, status=404, desc="Object not found"):
-    """Faces or events named as verification candidates are not in the account."""
-
-    def __init__(self, kind: str, ids: list[str]) -> None:
-        self.ids = ids
-        super().__init__(f"{kind} not found: {', '.join(ids)}")
-
-
-class NoFaceFound(LunaError, code=36005, status=400, desc="Bad/incomplete input data"):
+class NoFaceFound(LunaError, code=36004, status=400, desc="Bad/incomplete input data"):
     """A request that needs exactly one face (POST /1/faces) found none, or several."""
 
     def __init__(self, faces: int) -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from luna_handlers.app import deps
 from luna_handlers.app.event_params import EVENT_PARAMS, event_times, query
 from luna_handlers.app.image_body import ImagesBody, read_images
-from luna_handlers.app.policies import normalise_handler_policies, parse_validator_body
+from luna_handlers.app.policies import parse_validator_body
 from luna_handlers.app.routes_handlers import PREFIX, render_handler
 from luna_handlers.app.serialize import ORJSONResponse
-from luna_handlers.db import HandlerRecord
 from luna_handlers.errors import (
     DynamicHandlerWithoutPolicies,
     HandlerCorrupted,
@@ -23,18 +24,30 @@ from luna_handlers.errors import (
 from luna_handlers.processing import EventContext, ImageJob, check_supported, run_handler
 
 
-async def _handler(request: Request, account: str) -> HandlerRecord:
+@dataclass(frozen=True)
+class LoadedHandler:
+    """A handler to run: its id, type and (static) normalised policies."""
+
+    handler_id: str
+    is_dynamic: bool
+    policies: dict[str, Any] | None
+
+
+async def _handler(request: Request, account: str) -> LoadedHandler:
     handler_id = deps.path_id(request, "handler_id", HandlerNotFound)
     served = await deps.cache(request).serve(handler_id, deps.db(request).getHandler,
                                              render_handler)
     if served is None or served.record.account_id != account:
         raise HandlerNotFound(handler_id)
-    return served.record
+    # The rendered body holds the normalised policies (a cached record does not keep them):
+    # one JSON decode instead of a validation per request.
+    policies: dict[str, Any] | None = orjson.loads(served.body)["policies"]
+    return LoadedHandler(handler_id, served.record.is_dynamic, policies)
 
 
-def handler_policies(record: HandlerRecord, body: ImagesBody) -> dict[str, Any]:
+def handler_policies(handler: LoadedHandler, body: ImagesBody) -> dict[str, Any]:
     """The normalised policies to run: the stored ones, or a dynamic handler's request ones."""
-    if record.is_dynamic:
+    if handler.is_dynamic:
         if body.policies is None:
             raise DynamicHandlerWithoutPolicies()
         policies = parse_validator_body({"policies": body.policies})
@@ -42,10 +55,9 @@ def handler_policies(record: HandlerRecord, body: ImagesBody) -> dict[str, Any]:
         return policies
     if body.policies is not None:
         raise StaticHandlerPolicies()
-    try:
-        return normalise_handler_policies(record.policies or {})
-    except ValueError:
-        raise HandlerCorrupted(record.handler_id) from None
+    if handler.policies is None:
+        raise HandlerCorrupted(handler.handler_id)
+    return handler.policies
 
 
 def image_jobs(body: ImagesBody, values: dict[str, Any]) -> list[ImageJob]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from luna_handlers.db import DBContext, DescriptorLookup
 from luna_handlers.engine import DESCRIPTOR_VERSION, FaceEngine, similarity_of
-from luna_handlers.errors import CandidatesNotFound
+from luna_handlers.errors import EventNotFound, FaceNotFound
 from luna_handlers.processing.detection import ImageJob, faces_of
 from luna_handlers.processing.events import descriptor_bytes, detection_json
 from luna_handlers.processing.storage import sample_of
@@ -59,14 +59,14 @@ async def candidates_of(db: DBContext, account_id: str, face_ids: Sequence[str],
                         event_ids: Sequence[str]) -> list[Candidate]:
     """The candidates' descriptors, faces first, in the order asked; 404 for unknown ones."""
     result: list[Candidate] = []
-    for kind, ids, key, lookup in (
-            ("Faces", face_ids, "face", db.getFaceDescriptors),
-            ("Events", event_ids, "event", db.getEventDescriptors)):
+    for not_found, ids, key, lookup in (
+            (FaceNotFound, face_ids, "face", db.getFaceDescriptors),
+            (EventNotFound, event_ids, "event", db.getEventDescriptors)):
         if not ids:
             continue
         found, missing = _usable(await lookup(account_id, list(ids)))
         if missing:
-            raise CandidatesNotFound(kind, missing)
+            raise not_found(*missing)
         result.extend(Candidate(key, object_id, found[object_id])
                       for object_id in dict.fromkeys(ids))
     return result

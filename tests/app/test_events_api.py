@@ -6,7 +6,9 @@ from typing import Any
 
 import httpx
 import orjson
+from starlette.applications import Starlette
 
+from luna_handlers.db import DBContext
 from tests.app.conftest import POLICIES, acc, assert_error, create_handler, new_account
 from tests.app.photos import photo, two_faces
 
@@ -29,6 +31,19 @@ async def events_of(client: httpx.AsyncClient, account: str, handler_id: str, im
     return events
 
 
+def db_of(app: Starlette) -> DBContext:
+    """The app's DB context: stored state is checked on the real database."""
+    db: DBContext = app.state.db
+    return db
+
+
+def sample_id_of(event: dict[str, Any]) -> str | None:
+    """The sample id of an event's only detection."""
+    [detection] = event["detections"]
+    sample_id: str | None = detection["samples"]["face"]["sample_id"]
+    return sample_id
+
+
 def multipart(images: list[bytes], policies: object | None = None) -> dict[str, Any]:
     """httpx ``files`` for a multipart body."""
     files: list[tuple[str, tuple[str, bytes, str]]] = [
@@ -39,7 +54,8 @@ def multipart(images: list[bytes], policies: object | None = None) -> dict[str, 
     return {"files": files}
 
 
-async def test_one_face_gives_one_stored_event(client: httpx.AsyncClient) -> None:
+async def test_one_face_gives_one_stored_event(app: Starlette,
+                                               client: httpx.AsyncClient) -> None:
     account = new_account()
     handler_id = await create_handler(client, account, policies={})
     [event] = await events_of(client, account, handler_id, photo("astronaut"),
@@ -57,10 +73,13 @@ async def test_one_face_gives_one_stored_event(client: httpx.AsyncClient) -> Non
     assert 100 < rect["x"] < 300 and 50 < rect["width"] < 250
     assert len(face["detection"]["landmarks5"]) == 5
     assert face["detection"]["detection_score"] > 0.85
-    stored = await client.get(event["url"], headers=acc(account))
-    assert stored.status_code == 200, stored.text
-    sample = await client.get(face["url"], headers=acc(account))
-    assert sample.status_code == 200 and sample.content[:2] == b"\xff\xd8"
+    stored = await db_of(app).getEvent(event["event_id"], account)
+    assert stored is not None and stored.detections == event["detections"]
+    assert (stored.source, stored.tags, stored.external_id) == ("door", ("a", "b"), "e1")
+    assert stored.descriptor_version is None  # the defaults extract no descriptor
+    sample = await db_of(app).getSample(face["sample_id"], account)
+    assert sample is not None and sample[:2] == b"\xff\xd8"
+    assert await db_of(app).getSample(face["sample_id"], new_account()) is None
 
 
 async def test_an_image_without_a_face_is_an_event_without_detections(
@@ -94,22 +113,30 @@ async def test_thresholds_drop_faces(client: httpx.AsyncClient) -> None:
     assert event["detections"] == []
 
 
-async def test_storage_policy_switches(client: httpx.AsyncClient) -> None:
+async def test_storage_policy_switches(app: Starlette, client: httpx.AsyncClient) -> None:
     account = new_account()
     nothing = await create_handler(client, account, policies={"storage_policy": {
         "face_sample_policy": {"store_sample": 0}, "event_policy": {"store_event": 0}}})
     [event] = await events_of(client, account, nothing, photo("camera"))
     assert event["url"] is None and event["face_id"] is None
     assert event["detections"][0]["samples"]["face"]["sample_id"] is None
-    missing = await client.get(f"/1/events/{event['event_id']}", headers=acc(account))
-    assert missing.status_code == 404
+    assert await db_of(app).getEvent(event["event_id"], account) is None
     face_only = await create_handler(client, account, policies={"storage_policy": {
         "face_policy": {"store_face": 1}, "event_policy": {"store_event": 0}}})
     [event] = await events_of(client, account, face_only, photo("camera"))
     assert event["face_id"] is not None and event["url"] is None
-    face = await client.get(f"/1/faces/{event['face_id']}", headers=acc(account))
-    assert face.status_code == 200, face.text
-    assert face.json()["event_id"] is None
+    face = await db_of(app).getFace(event["face_id"], account)
+    assert face is not None and face.event_id is None and face.descriptor_version == 1
+    assert face.avatar_sample_id == sample_id_of(event) is not None
+    both = await create_handler(client, account, policies={"storage_policy": {
+        "face_policy": {"store_face": 1, "set_sample_as_avatar": 0}}})
+    [event] = await events_of(client, account, both, photo("camera"), external_id="x")
+    face = await db_of(app).getFace(event["face_id"], account)
+    stored = await db_of(app).getEvent(event["event_id"], account)
+    assert face is not None and stored is not None
+    assert (face.event_id, face.external_id, face.avatar_sample_id) == (
+        event["event_id"], "x", None)
+    assert stored.face_id == face.face_id and stored.descriptor_version == 1
 
 
 async def test_request_errors(client: httpx.AsyncClient) -> None:
@@ -158,11 +185,14 @@ async def test_dynamic_handler_with_several_images_and_event_times(
         ("2026-01-31T10:00:00.000000Z", "2026-01-31T10:00:05.000000Z")}
 
 
-async def test_warp_input(client: httpx.AsyncClient) -> None:
+async def test_warp_input(app: Starlette, client: httpx.AsyncClient) -> None:
     account = new_account()
     handler_id = await create_handler(client, account, policies={})
     [event] = await events_of(client, account, handler_id, photo("camera"))
-    sample = await client.get(event["detections"][0]["samples"]["face"]["url"],
-                              headers=acc(account))
-    [from_warp] = await events_of(client, account, handler_id, sample.content, image_type=1)
-    assert len(from_warp["detections"]) == 1
+    sample_id = sample_id_of(event)
+    assert sample_id is not None
+    warp = await db_of(app).getSample(sample_id, account)
+    assert warp is not None
+    [from_warp] = await events_of(client, account, handler_id, warp, image_type=1)
+    rect = from_warp["detections"][0]["samples"]["face"]["detection"]["rect"]
+    assert rect == {"x": 0, "y": 0, "width": 112, "height": 112}

@@ -64,7 +64,7 @@ BAD = [
     (*_multipart(_files("image", "other")), "Unexpected multipart part 'other'"),
     (*_multipart([("image", ("f", b"x", "image/jpeg")),
                   ("policies", ("p", b"{not json", "application/json"))]), "not valid JSON"),
-    ("multipart/form-data; boundary=zzz", b"no parts here", "no 'image' part"),
+    ("multipart/form-data; boundary=zzz", b"no parts here", "no parts"),
     ("multipart/form-data", b"--x\r\n\r\n", "no parts"),
 ]
 

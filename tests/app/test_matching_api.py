@@ -6,18 +6,18 @@ import base64
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 
+from luna_handlers.db import EventFilters
 from tests.app.conftest import acc, assert_error, create_handler, create_verifier, new_account
 from tests.app.photos import photo
-from tests.app.test_events_api import events_of, multipart
+from tests.app.test_events_api import db_of, events_of, multipart
 
 SAME = ("rotated+10", "jpeg-q20", "scaled-half", "flipped")
 
 
-async def _list(client: httpx.AsyncClient, account: str) -> str:
-    response = await client.post("/1/lists", json={}, headers=acc(account))
-    assert response.status_code == 201, response.text
-    return str(response.json()["list_id"])
+async def _list(app: Starlette, account: str) -> str:
+    return await db_of(app).createList(account, "processing tests")
 
 
 async def _enrol(client: httpx.AsyncClient, account: str, list_id: str) -> dict[str, str]:
@@ -37,9 +37,10 @@ def _match_handler(list_id: str, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
-async def test_match_by_list_best_first_and_conditional_tags(client: httpx.AsyncClient) -> None:
+async def test_match_by_list_best_first_and_conditional_tags(
+        app: Starlette, client: httpx.AsyncClient) -> None:
     account = new_account()
-    list_id = await _list(client, account)
+    list_id = await _list(app, account)
     faces = await _enrol(client, account, list_id)
     handler_id = await create_handler(client, account, policies=_match_handler(
         list_id, conditional_tags_policy=[
@@ -60,9 +61,10 @@ async def test_match_by_list_best_first_and_conditional_tags(client: httpx.Async
         faces["camera"]]
 
 
-async def test_no_candidate_of_another_account(client: httpx.AsyncClient) -> None:
+async def test_no_candidate_of_another_account(app: Starlette,
+                                               client: httpx.AsyncClient) -> None:
     owner, other = new_account(), new_account()
-    list_id = await _list(client, owner)
+    list_id = await _list(app, owner)
     await _enrol(client, owner, list_id)
     handler_id = await create_handler(client, other, policies=_match_handler(list_id))
     [event] = await events_of(client, other, handler_id, photo("astronaut"))
@@ -73,45 +75,50 @@ async def test_no_candidate_of_another_account(client: httpx.AsyncClient) -> Non
     assert event["matches"] == [{"label": "x", "candidates": []}]
 
 
-async def test_match_by_events_and_link_filters(client: httpx.AsyncClient) -> None:
+async def test_match_by_events_and_link_filters(app: Starlette,
+                                                client: httpx.AsyncClient) -> None:
     account = new_account()
-    source = await create_handler(client, account, policies={})
+    blind = await create_handler(client, account, policies={})
+    await events_of(client, account, blind, photo("grace_hopper"))  # no descriptor: no match
+    source = await create_handler(client, account, policies={
+        "extract_policy": {"extract_face_descriptor": 1}})
     [first] = await events_of(client, account, source, photo("grace_hopper"))
-    list_id = await _list(client, account)
+    list_id = await _list(app, account)
     handler_id = await create_handler(client, account, policies={
         "match_policy": [{"label": "seen", "threshold": 0.9, "candidates": {
-            "origin": "events", "handler_ids": [source], "create_time__gte": "now-1h"}}],
+            "origin": "events", "handler_ids": [source, blind],
+            "create_time__gte": "now-1h"}}],
         "storage_policy": {"face_policy": {"store_face": 1, "link_to_lists_policy": [
             {"list_id": list_id, "filters": {"match": [{"label": "seen"}]}}]}}})
     [again] = await events_of(client, account, handler_id, photo("grace_hopper", "rotated-10"))
     [candidate] = again["matches"][0]["candidates"]
     assert candidate["event"]["event_id"] == first["event_id"]
-    face = (await client.get(f"/1/faces/{again['face_id']}", headers=acc(account))).json()
-    assert face["lists"] == [list_id]
+    face = await db_of(app).getFace(again["face_id"], account)
+    assert face is not None and face.lists == (list_id,)
     [other] = await events_of(client, account, handler_id, photo("astronaut"))
     assert other["matches"][0]["candidates"] == []
-    face = (await client.get(f"/1/faces/{other['face_id']}", headers=acc(account))).json()
-    assert face["lists"] == []
+    face = await db_of(app).getFace(other["face_id"], account)
+    assert face is not None and face.lists == ()
 
 
-async def test_a_failed_write_stores_nothing(client: httpx.AsyncClient) -> None:
+async def test_a_failed_write_stores_nothing(app: Starlette,
+                                             client: httpx.AsyncClient) -> None:
     account = new_account()
     unknown_list = "00000000-0000-4000-8000-000000000000"
     handler_id = await create_handler(client, account, policies={"storage_policy": {
         "face_policy": {"store_face": 1, "link_to_lists_policy": [{"list_id": unknown_list}]}}})
     response = await client.post(f"/1/handlers/{handler_id}/events", headers=acc(account),
                                  **multipart([photo("astronaut"), photo("camera")]))
-    assert 400 <= response.status_code < 500, response.text
-    events = await client.get("/1/events", params={"handler_id": handler_id},
-                              headers=acc(account))
-    assert events.status_code == 200 and events.json()["events"] == []
-    faces = await client.get("/1/faces/count", headers=acc(account))
-    assert faces.json()["faces_count"] == 0
+    body = assert_error(response, 404, 22002)
+    assert unknown_list in body["detail"]
+    db = db_of(app)
+    assert await db.countEvents(EventFilters(account_id=account, handler_id=handler_id)) == 0
+    assert await db.countFaces(account) == 0
 
 
-async def test_verifications(client: httpx.AsyncClient) -> None:
+async def test_verifications(app: Starlette, client: httpx.AsyncClient) -> None:
     account = new_account()
-    faces = await _enrol(client, account, await _list(client, account))
+    faces = await _enrol(client, account, await _list(app, account))
     verifier = await create_verifier(client, account, policies={"verification_threshold": 0.9})
     url = f"/1/verifiers/{verifier}/verifications"
     ids = ",".join([faces["astronaut"], faces["grace_hopper"]])
@@ -129,20 +136,20 @@ async def test_verifications(client: httpx.AsyncClient) -> None:
     unknown = "00000000-0000-4000-8000-000000000001"
     body = assert_error(await client.post(url, params={"face_ids": unknown},
                                           headers={**acc(account), "Content-Type": "image/jpeg"},
-                                          content=photo("camera")), 404, 36004)
+                                          content=photo("camera")), 404, 22001)
     assert unknown in body["detail"]
     foreign = assert_error(await client.post(
         url.replace(verifier, await create_verifier(client, (b := new_account()))),
         params={"face_ids": faces["camera"]}, headers={**acc(b), "Content-Type": "image/jpeg"},
-        content=photo("camera")), 404, 36004)
+        content=photo("camera")), 404, 22001)
     assert faces["camera"] in foreign["detail"]
     assert_error(await client.post(url, headers={**acc(account), "Content-Type": "image/jpeg"},
                                    content=photo("camera")), 400, 12014)
 
 
-async def test_raw_verification(client: httpx.AsyncClient) -> None:
+async def test_raw_verification(app: Starlette, client: httpx.AsyncClient) -> None:
     account = new_account()
-    faces = await _enrol(client, account, await _list(client, account))
+    faces = await _enrol(client, account, await _list(app, account))
     verifier = await create_verifier(client, account, policies={"verification_threshold": 0.9})
     zero = base64.b64encode(bytes(512)).decode()
     url = f"/1/verifiers/{verifier}/raw"
