@@ -28,6 +28,7 @@ from luna_handlers.app.serialize import ORJSONResponse
 from luna_handlers.errors import (
     DatabaseOutcomeUnknown,
     DatabaseUnavailable,
+    EngineBusy,
     InternalError,
     LunaError,
     MethodNotAllowed,
@@ -39,7 +40,7 @@ logger = logging.getLogger("luna_handlers.app")
 
 #: Errors after which the client may simply try again; they tell it when.
 RETRY_AFTER_SECONDS = "1"
-_RETRYABLE = (DatabaseUnavailable, DatabaseOutcomeUnknown)
+_RETRYABLE = (DatabaseUnavailable, DatabaseOutcomeUnknown, EngineBusy)
 
 
 def error_response(exc: LunaError, *, head: bool = False,

@@ -46,7 +46,8 @@ def _str(name: str, description: str) -> QueryParam:
 SOURCE = _str("source", "Source of the images (camera, app...), kept with the events.")
 TAGS = QueryParam("tags", _tags,
                   {"type": "array", "items": {"type": "string", "minLength": 1,
-                                              "maxLength": 128}, "maxItems": MAX_TAGS},
+                                              "maxLength": 128},
+                   "minItems": 1, "maxItems": MAX_TAGS},
                   "Tags of every event, comma-separated.",
                   openapi_extra={"style": "form", "explode": False})
 TRACK_ID = _str("track_id", "Track id, kept with the events.")

@@ -7,6 +7,7 @@ the LUNA codes each operation can answer with, and their bodies restrict ``error
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +16,12 @@ from typing import Any, Literal
 import luna_handlers
 from luna_handlers.app import openapi_schemas as schemas
 from luna_handlers.app.event_params import EVENT_PARAMS, FACE_PARAMS, VERIFICATION_PARAMS
-from luna_handlers.app.openapi_processing import images_body, processing_schemas, raw_body
+from luna_handlers.app.openapi_processing import (
+    images_body,
+    processing_schemas,
+    raw_body,
+    restrict_to_engine,
+)
 from luna_handlers.app.openapi_schemas import JSON, ref
 from luna_handlers.app.params import (
     HANDLER_COUNT_PARAMS,
@@ -264,11 +270,9 @@ def _operation(op: Operation, token_required: bool) -> dict[str, Any]:
 
 
 def _path_parameter(path: str) -> list[dict[str, Any]]:
-    if "{" not in path:
-        return []
-    name = path.rsplit("{", 1)[1].rstrip("}")
     return [{"in": "path", "name": name, "required": True, "schema": UUID_SCHEMA,
-             "description": "object id (a UUID; any other value is answered with 404)"}]
+             "description": "object id (a UUID; any other value is answered with 404)"}
+            for name in re.findall(r"\{([a-z_]+)\}", path)]
 
 
 def build_openapi(*, token_required: bool) -> dict[str, Any]:
@@ -280,7 +284,7 @@ def build_openapi(*, token_required: bool) -> dict[str, Any]:
             item["parameters"] = parameters
         item[op.method.lower()] = _operation(op, token_required)
     components: dict[str, Any] = {
-        "schemas": schemas.component_schemas() | processing_schemas(),
+        "schemas": restrict_to_engine(schemas.component_schemas()) | processing_schemas(),
         "parameters": schemas.component_parameters(),
         "headers": schemas.component_headers(),
     }
