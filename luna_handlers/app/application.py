@@ -38,6 +38,7 @@ from luna_handlers.app import (
     routes_events,
     routes_face_images,
     routes_handlers,
+    routes_stores,
     routes_verifications,
     routes_verifiers,
 )
@@ -72,7 +73,8 @@ def route_table() -> dict[str, dict[str, Endpoint]]:
     # Insertion order matters: /1/handlers/count must be tried before /1/handlers/{handler_id}.
     table: dict[str, dict[str, Endpoint]] = {}
     for routes_of in (routes_handlers.ROUTES, routes_events.ROUTES, routes_verifiers.ROUTES,
-                      routes_verifications.ROUTES, routes_face_images.ROUTES, SERVICE_ROUTES):
+                      routes_verifications.ROUTES, routes_stores.ROUTES,
+                      routes_face_images.ROUTES, SERVICE_ROUTES):
         for path, methods in routes_of.items():
             table.setdefault(path, {}).update(methods)
     return table

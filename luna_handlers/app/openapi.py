@@ -31,6 +31,14 @@ from luna_handlers.app.params import (
     VERIFIER_LIST_PARAMS,
     QueryParam,
 )
+from luna_handlers.app.store_params import (
+    EVENT_COUNT_PARAMS,
+    EVENT_LIST_PARAMS,
+    FACE_COUNT_PARAMS,
+    FACE_LIST_PARAMS,
+    LIST_COUNT_PARAMS,
+    LIST_LIST_PARAMS,
+)
 from luna_handlers.errors import (
     BadAccountId,
     BadContentType,
@@ -55,6 +63,7 @@ from luna_handlers.errors import (
     NoFaceFound,
     PayloadTooLarge,
     RequiredParamsNotFound,
+    SampleNotFound,
     StaticHandlerPolicies,
     Unauthorized,
     UnsupportedImageType,
@@ -80,11 +89,11 @@ class Operation:
     query: Mapping[str, QueryParam] | None = None
     body: str | None = None  # name of a component schema
     not_found: type[LunaError] | None = None
+    also: tuple[type[LunaError], ...] = ()  # further errors of this operation
     corrupted: type[LunaError] | None = None
     database: DBAccess = "read"
     public: bool = False  # no token needed
     body_content: Mapping[str, Any] | None = None  # a request body that is not one schema
-    errors: tuple[type[LunaError], ...] = ()  # errors of the operation beyond its traits
 
 
 def _ok(description: str, schema: str | None = None, media_type: str = JSON,
@@ -102,6 +111,8 @@ def _text(description: str, media_type: str) -> dict[str, Any]:
 
 
 _NONE: dict[str, Any] = {"description": "done; no body"}
+_JPEG: dict[str, Any] = {"description": "the JPEG", "content": {"image/jpeg": {"schema": {
+    "type": "string", "contentMediaType": "image/jpeg"}}}}
 _EXISTS: dict[str, Any] = {"description": "the object exists; no body"}
 H, V = "/1/handlers", "/1/verifiers"
 HID, VID = f"{H}/{{handler_id}}", f"{V}/{{verifier_id}}"
@@ -109,11 +120,48 @@ HID, VID = f"{H}/{{handler_id}}", f"{V}/{{verifier_id}}"
 _ENGINE_ERRORS = (BadImage, ImageTooLarge, EngineBusy, UnsupportedImageType, BadContentType,
                   PayloadTooLarge)
 
+L, F, E = "/1/lists", "/1/faces", "/1/events"
+LID, FID = f"{L}/{{list_id}}", f"{F}/{{face_id}}"
+STORE_OPERATIONS: tuple[Operation, ...] = (
+    Operation("POST", L, "createList", "Create a list of faces", "lists",
+              {"201": _ok("created", "ListCreated", Location="Location")},
+              account="required", body="ListBody", database="write"),
+    Operation("GET", L, "getLists", "List lists, newest first", "lists",
+              {"200": _ok("one page", "Lists")}, query=LIST_LIST_PARAMS),
+    Operation("GET", f"{L}/count", "getListsCount", "Count lists", "lists",
+              {"200": _ok("the count", "ListsCount")}, query=LIST_COUNT_PARAMS),
+    Operation("GET", LID, "getList", "Get a list", "lists", {"200": _ok("the list", "List")},
+              not_found=ListNotFound),
+    Operation("HEAD", LID, "checkList", "Check that a list exists", "lists", {"200": _EXISTS},
+              not_found=ListNotFound),
+    Operation("DELETE", LID, "deleteList", "Delete a list (its faces stay)", "lists",
+              {"204": _NONE}, account="required", not_found=ListNotFound, database="write"),
+    Operation("PATCH", f"{LID}/faces", "linkFaces", "Attach faces to a list or detach them",
+              "lists", {"204": _NONE}, account="required", body="LinkBody",
+              not_found=ListNotFound, also=(FaceNotFound,), database="write"),
+    Operation("GET", F, "getFaces", "List faces, newest first", "faces",
+              {"200": _ok("one page", "Faces")}, query=FACE_LIST_PARAMS),
+    Operation("GET", f"{F}/count", "getFacesCount", "Count faces", "faces",
+              {"200": _ok("the count", "FacesCount")}, query=FACE_COUNT_PARAMS),
+    Operation("GET", FID, "getFace", "Get a face", "faces", {"200": _ok("the face", "Face")},
+              not_found=FaceNotFound),
+    Operation("DELETE", FID, "deleteFace", "Delete a face", "faces", {"204": _NONE},
+              account="required", not_found=FaceNotFound, database="write"),
+    Operation("GET", E, "getEvents", "List events, newest first", "events",
+              {"200": _ok("one page", "Events")}, query=EVENT_LIST_PARAMS),
+    Operation("GET", f"{E}/count", "getEventsCount", "Count events", "events",
+              {"200": _ok("the count", "EventsCount")}, query=EVENT_COUNT_PARAMS),
+    Operation("GET", f"{E}/{{event_id}}", "getEvent", "Get an event", "events",
+              {"200": _ok("the event", "Event")}, not_found=EventNotFound),
+    Operation("GET", "/1/samples/faces/{sample_id}", "getFaceSample", "Get a face sample",
+              "faces", {"200": _JPEG}, not_found=SampleNotFound),
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", H, "createHandler", "Create a handler", "handlers",
               {"201": _ok("created", "HandlerCreated", Location="Location")},
               account="required", body="HandlerBody", database="write",
-              errors=(EstimationNotAvailable,)),
+              also=(EstimationNotAvailable,)),
     Operation("GET", H, "getHandlers", "List handlers, newest first", "handlers",
               {"200": _ok("one page", "Handlers")}, query=HANDLER_LIST_PARAMS,
               corrupted=HandlerCorrupted),
@@ -122,7 +170,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", f"{H}/validator", "validatePolicies",
               "Validate handler policies without saving them", "handlers",
               {"204": {"description": "the policies are valid"}}, account="required",
-              body="ValidatorBody", database=None, errors=(EstimationNotAvailable,)),
+              body="ValidatorBody", database=None, also=(EstimationNotAvailable,)),
     Operation("GET", HID, "getHandler", "Get a handler", "handlers",
               {"200": _ok("the handler", "Handler")}, not_found=HandlerNotFound,
               corrupted=HandlerCorrupted),
@@ -130,13 +178,13 @@ OPERATIONS: tuple[Operation, ...] = (
               {"200": _EXISTS}, not_found=HandlerNotFound),
     Operation("PUT", HID, "putHandler", "Replace a handler", "handlers", {"204": _NONE},
               account="required", body="HandlerBody", not_found=HandlerNotFound,
-              database="write", errors=(EstimationNotAvailable,)),
+              database="write", also=(EstimationNotAvailable,)),
     Operation("DELETE", HID, "deleteHandler", "Delete a handler", "handlers", {"204": _NONE},
               account="required", not_found=HandlerNotFound, database="write"),
     Operation("POST", V, "createVerifier", "Create a verifier", "verifiers",
               {"201": _ok("created", "VerifierCreated", Location="Location")},
               account="required", body="VerifierBody", database="write",
-              errors=(EstimationNotAvailable,)),
+              also=(EstimationNotAvailable,)),
     Operation("GET", V, "getVerifiers", "List verifiers, newest first", "verifiers",
               {"200": _ok("one page", "Verifiers")}, query=VERIFIER_LIST_PARAMS,
               corrupted=VerifierCorrupted),
@@ -150,13 +198,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("PUT", VID, "putVerifier", "Replace a verifier; its version goes up by one",
               "verifiers", {"200": _ok("the new version", "VerifierVersion")},
               account="required", body="VerifierBody", not_found=VerifierNotFound,
-              database="write", errors=(EstimationNotAvailable,)),
+              database="write", also=(EstimationNotAvailable,)),
     Operation("POST", f"{HID}/events", "createEvents",
               "Run a handler on images: one event per face", "processing",
-              {"201": _ok("the events", "Events")}, account="required", query=EVENT_PARAMS,
+              {"201": _ok("the events", "CreatedEvents")}, account="required", query=EVENT_PARAMS,
               body_content=images_body(policies=True), not_found=HandlerNotFound,
               corrupted=HandlerCorrupted, database="write",
-              errors=(*_ENGINE_ERRORS, MultipleFaces, StaticHandlerPolicies,
+              also=(*_ENGINE_ERRORS, MultipleFaces, StaticHandlerPolicies,
                       DynamicHandlerWithoutPolicies, EstimationNotAvailable, BadInputJson,
                       ListNotFound)),
     Operation("POST", f"{VID}/verifications", "verify",
@@ -164,19 +212,20 @@ OPERATIONS: tuple[Operation, ...] = (
               {"200": _ok("the checks", "Verifications")}, account="required",
               query=VERIFICATION_PARAMS, body_content=images_body(policies=False),
               not_found=VerifierNotFound, corrupted=VerifierCorrupted, database="write",
-              errors=(*_ENGINE_ERRORS, FaceNotFound, EventNotFound)),
+              also=(*_ENGINE_ERRORS, FaceNotFound, EventNotFound)),
     Operation("POST", f"{VID}/raw", "verifyRaw", "Compare descriptors (stored or given)",
               "processing", {"200": _ok("the matches", "RawMatches")}, account="required",
               body_content=raw_body(), not_found=VerifierNotFound,
               corrupted=VerifierCorrupted,
-              errors=(FaceNotFound, EventNotFound, BadContentType, BadInputJson,
+              also=(FaceNotFound, EventNotFound, BadContentType, BadInputJson,
                       PayloadTooLarge)),
     Operation("POST", "/1/faces", "createFaceFromImage", "Create a face from an image",
               "processing", {"201": _ok("created", "FaceCreated", Location="Location")},
               account="required", query=FACE_PARAMS, body_content=images_body(policies=False),
-              database="write", errors=(*_ENGINE_ERRORS, NoFaceFound, ListNotFound)),
+              database="write", also=(*_ENGINE_ERRORS, NoFaceFound, ListNotFound)),
     Operation("DELETE", VID, "deleteVerifier", "Delete a verifier", "verifiers", {"204": _NONE},
               account="required", not_found=VerifierNotFound, database="write"),
+    *STORE_OPERATIONS,
     Operation("GET", "/1/healthcheck", "healthcheck", "Health: one database round trip",
               "service", {"200": _ok("healthy", "Health"),
                           "503": _ok("the database is unavailable", "HealthFailure",
@@ -213,7 +262,7 @@ def _possible_errors(op: Operation, token_required: bool) -> dict[int, list[type
     if op.database == "write":
         candidates.append(DatabaseOutcomeUnknown)
     candidates += [error for error in (op.not_found, op.corrupted) if error is not None]
-    candidates += [error for error in op.errors if error not in candidates]
+    candidates += [error for error in op.also if error not in candidates]
     for error in candidates:
         errors[error.status].append(error)
     return errors
@@ -272,7 +321,7 @@ def _operation(op: Operation, token_required: bool) -> dict[str, Any]:
 def _path_parameter(path: str) -> list[dict[str, Any]]:
     return [{"in": "path", "name": name, "required": True, "schema": UUID_SCHEMA,
              "description": "object id (a UUID; any other value is answered with 404)"}
-            for name in re.findall(r"\{([a-z_]+)\}", path)]
+            for name in re.findall(r"\{(\w+)\}", path)]
 
 
 def build_openapi(*, token_required: bool) -> dict[str, Any]:
@@ -293,7 +342,7 @@ def build_openapi(*, token_required: bool) -> dict[str, Any]:
         "info": {"title": "luna-handlers", "version": luna_handlers.__version__,
                  "description": "Handlers and verifiers of LUNA PLATFORM 5."},
         "tags": [{"name": "handlers"}, {"name": "verifiers"}, {"name": "processing"},
-                 {"name": "service"}],
+                 {"name": "lists"}, {"name": "faces"}, {"name": "events"}, {"name": "service"}],
         "paths": paths,
         "components": components,
     }

@@ -43,7 +43,7 @@ def _array_of(key: str) -> dict[str, Any]:
 def processing_schemas() -> dict[str, Any]:
     """Component schemas of the processing answers (shapes: README, "Processing")."""
     return {
-        "Events": _array_of("events"),
+        "CreatedEvents": _array_of("events"),
         "Verifications": _array_of("images"),
         "RawMatches": _array_of("matches"),
         "FaceCreated": {"type": "object", "properties": {

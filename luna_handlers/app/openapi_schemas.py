@@ -12,6 +12,7 @@ from luna_handlers.app.policies import (
     verifier_body_schema,
 )
 from luna_handlers.app.policy_models import MAX_STR_LENGTH
+from luna_handlers.app.store_params import LINK_BODY_SCHEMA, LIST_BODY_SCHEMA
 from luna_handlers.errors import ERROR_LINK, LunaError
 
 JSON = "application/json"
@@ -103,6 +104,53 @@ def component_schemas() -> dict[str, Any]:
         "HealthFailure": _closed(dict(_ERROR_PROPERTIES, database=OBJECT),
                                  "LUNA error body plus the database status"),
         "Version": _closed({"version": {"type": "string"}, "api_version": {"const": 1}}),
+        **store_schemas(),
+    }
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _page_of(key: str, item: str) -> dict[str, Any]:
+    return _closed({key: {"type": "array", "items": ref("schemas", item)}})
+
+
+def _count(key: str) -> dict[str, Any]:
+    return _closed({key: {"type": "integer", "minimum": 0}})
+
+
+def store_schemas() -> dict[str, Any]:
+    """The schemas of lists, faces and events."""
+    text = {"type": "string"}
+    return {
+        "ListBody": LIST_BODY_SCHEMA,
+        "LinkBody": LINK_BODY_SCHEMA,
+        "ListCreated": _closed({"list_id": UUID_SCHEMA, "url": text}),
+        "List": _closed({"list_id": UUID_SCHEMA, "account_id": UUID_SCHEMA,
+                         "description": DESCRIPTION, "create_time": TIME,
+                         "last_update_time": TIME}),
+        "Lists": _page_of("lists", "List"),
+        "ListsCount": _count("lists_count"),
+        "Face": _closed({
+            "face_id": UUID_SCHEMA, "account_id": UUID_SCHEMA,
+            "event_id": _nullable(UUID_SCHEMA), "external_id": _nullable(text),
+            "user_data": text, "lists": {"type": "array", "items": UUID_SCHEMA},
+            "create_time": TIME,
+            "avatar": {"type": "string", "description": "URL of the avatar sample, or ''"}}),
+        "Faces": _page_of("faces", "Face"),
+        "FacesCount": _count("faces_count"),
+        "Event": _closed({
+            "event_id": UUID_SCHEMA, "url": text, "handler_id": UUID_SCHEMA,
+            "account_id": UUID_SCHEMA, "source": _nullable(text),
+            "tags": {"type": "array", "items": text}, "track_id": _nullable(text),
+            "external_id": _nullable(text), "user_data": text, "create_time": TIME,
+            "end_time": TIME, "face_id": _nullable(UUID_SCHEMA),
+            "detections": {"type": "array", "items": OBJECT},
+            "matches": {"type": "array", "items": OBJECT},
+            "top_match": _nullable(OBJECT)}, "an event as its processing stored it"),
+        "Events": _page_of("events", "Event"),
+        "EventsCount": _count("events_count"),
     }
 
 

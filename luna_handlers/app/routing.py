@@ -57,8 +57,20 @@ class _VerifierIdSegment(_IdSegment):
 
 
 # registered under the name of the path parameter they parse: {handler_id:handler_id}
+class _CountedIdSegment(_IdSegment):
+    """Lists, faces, events: ``count`` is their only fixed sub-resource."""
+
+    regex = "(?!count$)[^/]+"
+
+
+class _SampleIdSegment(_IdSegment):
+    regex = "[^/]+"
+
+
 for _name, _convertor in (("handler_id", _HandlerIdSegment()),
-                          ("verifier_id", _VerifierIdSegment())):
+                          ("verifier_id", _VerifierIdSegment()),
+                          ("list_id", _CountedIdSegment()), ("face_id", _CountedIdSegment()),
+                          ("event_id", _CountedIdSegment()), ("sample_id", _SampleIdSegment())):
     register_url_convertor(_name, _convertor)
 
 

@@ -98,3 +98,22 @@ def test_offline_oracle_ddl() -> None:
                      "CREATE INDEX ix_verifier_account_id_create_time ON verifier"]:
         assert fragment in ddl
     assert "BOOLEAN" not in ddl
+
+
+async def test_models_match_the_migrated_schema(pg_cluster: PgCluster) -> None:
+    """Alembic's autogenerate finds nothing to change between the models and head."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from luna_handlers.db.schema import store_models  # noqa: F401  (registers the stores)
+    from luna_handlers.db.schema.models import Base
+
+    pool = host_pool(pg_cluster, new_database(pg_cluster))
+    try:
+        async with pool.engine.connect() as conn:
+            await upgrade(conn)
+            diff = await conn.run_sync(lambda c: compare_metadata(
+                MigrationContext.configure(c), Base.metadata))
+        assert diff == []
+    finally:
+        await pool.close()

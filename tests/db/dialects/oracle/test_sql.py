@@ -574,3 +574,67 @@ def test_engine_hands_the_whole_target_to_oracledb() -> None:
     listeners = [fn.__qualname__ for fn in ENGINE.sync_engine.pool.dispatch.connect]
     assert listeners[-1] == "oracle_engine.<locals>.on_connect"
     assert any(name.startswith("only_once") for name in listeners[:-1])
+
+
+# -- the stores' statements ----------------------------------------------------------------
+
+async def test_store_statements_compile_for_oracle(oracle_path: OracleCodePath) -> None:
+    """Every statement of the stores, made by a run of each method on the Oracle code path,
+    compiles for Oracle with short bind names; LOB columns (CLOB JSON, BLOB descriptors and
+    images) are only ever inserted or selected, never compared or sorted (ORA-00932)."""
+    from luna_handlers.db import (
+        EventFilters,
+        EventMatchFilters,
+        EventWrite,
+        FaceMatchFilters,
+        FaceWrite,
+        SampleWrite,
+    )
+
+    ctx = DBContext(oracle_path)
+    oracle_path.executed.clear()
+    list_id = await ctx.createList(ACC, "d")
+    sample = SampleWrite("face_warp", b"jpeg")
+    face = FaceWrite(b"\0" * 512, 1, list_ids=(list_id,), avatar_sample_id=sample.sample_id)
+    await ctx.saveEvents(ACC, [EventWrite(handler_id="h", tags=("t",), face=face,
+                                          samples=(sample,), descriptor=b"\0" * 512,
+                                          descriptor_version=1)])
+    await ctx.getList(list_id, ACC)
+    await ctx.getLists(ListFilters(account_id=ACC, ids=[list_id]))
+    await ctx.getFace(face.face_id, ACC)
+    await ctx.getFaces(ACC, list_id, [face.face_id])
+    await ctx.countFaces(ACC, list_id)
+    await ctx.attachFacesToList(list_id, [face.face_id], ACC)
+    await ctx.detachFacesFromList(list_id, [face.face_id], ACC)
+    await ctx.getEvents(EventFilters(account_id=ACC, handler_id="h", source="s", tags=["t"],
+                                     face_id=face.face_id, create_time__gte=T1,
+                                     create_time__lt=T2))
+    await ctx.matchFaces(ACC, b"\0" * 512, FaceMatchFilters(list_id=list_id, face_ids=["f"],
+                                                            create_time__gte=T1), 5, 1)
+    await ctx.matchEvents(ACC, b"\0" * 512, EventMatchFilters(handler_ids=["h"],
+                                                              create_time__lt=T2), 5, 1)
+    await ctx.getFaceDescriptors(ACC, [face.face_id])
+    await ctx.getSample(sample.sample_id, ACC)
+    await ctx.deleteFaces([face.face_id], ACC)
+    await ctx.deleteList(list_id, ACC)
+    texts = []
+    for statement, given in oracle_path.executed:
+        compiled = statement.compile(dialect=ORACLE)
+        assert isinstance(compiled, SQLCompiler)
+        text = " ".join(compiled.construct_expanded_state(given).statement.split())
+        texts.append(text)
+        assert max(map(len, compiled.bind_names.values()), default=0) <= 30
+        for clause in re.findall(r"(?:WHERE|ORDER BY) (.*)", text):
+            assert not re.search(r"\.(detections|matches|top_match|descriptor|image)\b",
+                                 clause), text
+        assert " LIMIT " not in text
+    link = next(text for text in texts if text.startswith("INSERT INTO list_face"))
+    # No MERGE or ON CONFLICT on Oracle: a link already there is skipped by NOT EXISTS (a
+    # named bind may appear twice in one SQL statement).
+    assert link == ("INSERT INTO list_face (list_id, face_id) SELECT :list_id AS anon_1, "
+                    ":face_id AS anon_2 FROM dual WHERE NOT (EXISTS (SELECT * FROM list_face "
+                    "WHERE list_face.list_id = :list_id AND list_face.face_id = :face_id))")
+    page = next(text for text in texts if text.startswith("SELECT event.event_id"))
+    assert page.endswith("ORDER BY event.create_time DESC, event.event_id "
+                         "OFFSET :page_offset ROWS FETCH FIRST :page_limit ROWS ONLY")
+    assert "event.tags LIKE :tag_0 ESCAPE '/'" in page
