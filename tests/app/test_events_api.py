@@ -80,6 +80,13 @@ async def test_one_face_gives_one_stored_event(app: Starlette,
     sample = await db_of(app).getSample(face["sample_id"], account)
     assert sample is not None and sample[:2] == b"\xff\xd8"
     assert await db_of(app).getSample(face["sample_id"], new_account()) is None
+    # and through the store routes, as a client would follow the urls
+    by_route = await client.get(event["url"], headers=acc(account))
+    assert by_route.status_code == 200, by_route.text
+    assert by_route.json()["detections"] == event["detections"]
+    jpeg = await client.get(face["url"], headers=acc(account))
+    assert jpeg.status_code == 200 and jpeg.content == sample
+    assert_error(await client.get(face["url"], headers=acc(new_account())), 404, 22003)
 
 
 async def test_an_image_without_a_face_is_an_event_without_detections(
