@@ -27,6 +27,8 @@ from bench.engine.workload import Result
 
 ACCOUNT = "4f1c7f0e-8d7a-4b1e-9a0e-1c2d3e4f5a6b"
 POLICIES = {"extract_policy": {"extract_face_descriptor": 1}}
+#: Connections idle longer are not reused (uvicorn's keep-alive timeout is 5 s).
+IDLE_SECONDS = 3.0
 
 
 @dataclass
@@ -82,16 +84,25 @@ async def _open(target: _Target, images: list[bytes], rate: float,
                 seconds: float) -> tuple[int, list[float], float]:
     """Poisson arrivals at ``rate``/s; each request on an idle (or a new) connection."""
     latencies: list[float] = []
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    # (connection, idle since); uvicorn closes a keep-alive connection idle for 5 s.
+    idle: list[tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], float]] = []
     tasks = []
     rng = random.Random(7)
 
+    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while idle:
+            conn, since = idle.pop()
+            if time.perf_counter() - since < IDLE_SECONDS:
+                return conn
+            conn[1].close()
+        return await asyncio.open_connection("127.0.0.1", target.port)
+
     async def one(image: bytes) -> None:
-        conn = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", target.port)
+        conn = await connection()
         began = time.perf_counter()
         await _post(*conn, target, image)
         latencies.append(time.perf_counter() - began)
-        idle.append(conn)
+        idle.append((conn, time.perf_counter()))
 
     began = time.perf_counter()
     next_at = began
@@ -102,7 +113,7 @@ async def _open(target: _Target, images: list[bytes], rate: float,
         index += 1
         next_at += rng.expovariate(rate)
     await asyncio.gather(*tasks)
-    for _, writer in idle:
+    for (_, writer), _since in idle:
         writer.close()
     return len(latencies), latencies, time.perf_counter() - began
 
