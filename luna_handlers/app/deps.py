@@ -125,17 +125,15 @@ def _is_json(content_type: str) -> bool:
     return media_type == JSON_MEDIA_TYPE
 
 
-async def read_json(request: Request) -> object:
-    """The decoded JSON body, within the size limit (``Content-Length`` and streamed bytes)."""
-    limit = settings(request).api.max_body_size
-    declared = header(request.scope, b"content-length")
+def _refuse_announced(request: Request, limit: int) -> None:
     # Refuse before reading a byte when the client announces too much.
+    declared = header(request.scope, b"content-length")
     if declared is not None and declared.isascii() and declared.isdigit() \
             and int(declared) > limit:
         raise PayloadTooLarge(limit)
-    content_type = header(request.scope, b"content-type")
-    if content_type is None or not _is_json(content_type.decode("latin-1")):
-        raise BadContentType(f"Bad content type: expected '{JSON_MEDIA_TYPE}'")
+
+
+async def _receive(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     # Straight from ``receive``, as Request.stream() reads it but without an async generator
@@ -150,11 +148,26 @@ async def read_json(request: Request) -> object:
                 raise PayloadTooLarge(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
+                return b"".join(chunks)
         elif message["type"] == "http.disconnect":
             raise ClientDisconnect()
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (announced or received)."""
+    _refuse_announced(request, limit)
+    return await _receive(request, limit)
+
+
+async def read_json(request: Request) -> object:
+    """The decoded JSON body, within the size limit (``Content-Length`` and streamed bytes)."""
+    limit = settings(request).api.max_body_size
+    _refuse_announced(request, limit)
+    content_type = header(request.scope, b"content-type")
+    if content_type is None or not _is_json(content_type.decode("latin-1")):
+        raise BadContentType(f"Bad content type: expected '{JSON_MEDIA_TYPE}'")
+    body = await _receive(request, limit)
     try:
-        return orjson.loads(b"".join(chunks))
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadContentType("Request body is not valid JSON") from None
-

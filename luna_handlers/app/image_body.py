@@ -18,11 +18,11 @@ import email.policy
 from dataclasses import dataclass
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from luna_handlers.app import deps
 from luna_handlers.app.middleware import header
-from luna_handlers.errors import BadContentType, PayloadTooLarge
+from luna_handlers.errors import BadContentType
 
 IMAGE_PART = "image"
 POLICIES_PART = "policies"
@@ -36,27 +36,6 @@ class ImagesBody:
     images: list[bytes]
     filenames: list[str | None]
     policies: object | None
-
-
-async def read_bounded(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes (announced or received)."""
-    declared = header(request.scope, b"content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() \
-            and int(declared) > limit:
-        raise PayloadTooLarge(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _multipart(content_type: str, body: bytes) -> ImagesBody:
@@ -95,7 +74,7 @@ async def read_images(request: Request) -> ImagesBody:
     content_type = raw_type.decode("latin-1") if raw_type is not None else ""
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type.startswith("image/"):
-        return ImagesBody([await read_bounded(request, limit)], [None], None)
+        return ImagesBody([await deps.read_bounded(request, limit)], [None], None)
     if media_type == MULTIPART:
-        return _multipart(content_type, await read_bounded(request, limit))
+        return _multipart(content_type, await deps.read_bounded(request, limit))
     raise BadContentType("Bad content type: expected 'image/*' or 'multipart/form-data'")
