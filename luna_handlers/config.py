@@ -154,6 +154,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                 doc="longer side images are shrunk to before detection"),
         "detection_threshold": Key(float, 0.5, _range(0.0, 1.0),
                                    doc="detector score below which a face is dropped"),
+        # API.max_body_size (1 MiB) is for JSON; image requests may carry several photos.
+        "max_request_bytes": Key(int, 32 * 1024 * 1024, _range(1, 1 << 31),
+                                 doc="largest body of a request with images, bytes"),
     },
 }
 
@@ -239,6 +242,7 @@ class EngineSettings:
     max_image_pixels: int
     detect_long_side: int
     detection_threshold: float
+    max_request_bytes: int
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,12 @@ Outline::
     ├── ImageTooLarge                      35003  413
     ├── EstimationNotAvailable             35004  400  (names the policy flag)
     └── EngineModelError                   35005  500
+    processing (34007 LUNA's; 36xxx: choice)
+    ├── StaticHandlerPolicies              34007  403
+    ├── MultipleFaces                      36001  400
+    ├── DynamicHandlerWithoutPolicies      36002  400
+    ├── UnsupportedImageType               36003  400
+    └── NoFaceFound                        36004  400
 
 The codes marked "choice" are not published by VisionLabs; README.md lists them.
 Exactly one place (``luna_handlers.app.errors``) turns these into HTTP responses.
@@ -314,6 +320,8 @@ class EstimationNotAvailable(LunaError, code=35004, status=400, desc="Bad/incomp
 
 class EngineModelError(LunaError, code=35005, status=500, desc="Internal server error"):
     """A model file of the face engine is missing or is not the expected file."""
+
+
 class RequestTimeout(LunaError, code=12044, status=408, desc="Request timeout"):
     """The client did not send its request (headers or body) within the configured time."""
 
@@ -376,3 +384,43 @@ class StoppedOutcomeUnknown(DatabaseOutcomeUnknown):
     def __init__(self) -> None:
         super().__init__("The service stopped before the request finished; "
                          "it may or may not have been applied")
+
+
+# --- processing (34007 is LUNA's; 36001-36004: our choice, not published by LUNA) ------------
+
+
+class StaticHandlerPolicies(LunaError, code=34007, status=403, desc="Forbidden"):
+    """Policies were sent with a request to a static handler (only dynamic ones take them)."""
+
+    def __init__(self) -> None:
+        super().__init__("Allowed use only dynamic handler")
+
+
+class MultipleFaces(LunaError, code=36001, status=400, desc="Bad/incomplete input data"):
+    """``multiface_policy`` 0 and the image has more than one face."""
+
+    def __init__(self, image: int, faces: int) -> None:
+        super().__init__(f"Image {image} has {faces} faces, multiface_policy 0 allows one")
+
+
+class DynamicHandlerWithoutPolicies(LunaError, code=36002, status=400,
+                                    desc="Bad/incomplete input data"):
+    """A dynamic handler was run without a ``policies`` part."""
+
+    def __init__(self) -> None:
+        super().__init__("A dynamic handler needs policies in the request (a 'policies' part)")
+
+
+class UnsupportedImageType(LunaError, code=36003, status=400, desc="Bad/incomplete input data"):
+    """``image_type`` other than 0 (raw image) or 1 (aligned face warp)."""
+
+    def __init__(self, image_type: str) -> None:
+        super().__init__(f"image_type {image_type!r} is not supported: 0 (raw image) "
+                         "or 1 (face warp) only")
+
+
+class NoFaceFound(LunaError, code=36004, status=400, desc="Bad/incomplete input data"):
+    """A request that needs exactly one face (POST /1/faces) found none, or several."""
+
+    def __init__(self, faces: int) -> None:
+        super().__init__(f"The image must have exactly one face, it has {faces}")

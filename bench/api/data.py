@@ -31,12 +31,10 @@ ACCOUNTS = 10
 LIST_ID = "6a3d1c7e-8f7b-4b5e-9a66-7d3c8c2f0b11"
 
 #: What a platform operator typically sends: detect + extract + match + storage choices.
+#: Only what the built-in engine can do: estimations it lacks are refused (400 35004).
 REQUEST_POLICIES: dict[str, Any] = {
-    "detect_policy": {"detect_face": 1, "estimate_mask": 1, "estimate_quality": 1,
-                      "estimate_liveness": {"estimate": 1, "quality_threshold": 0.5},
-                      "yaw_threshold": 40, "pitch_threshold": 40},
-    "extract_policy": {"extract_face_descriptor": 1, "extract_basic_attributes": 1,
-                       "fd_score_threshold": 0.5},
+    "detect_policy": {"detect_face": 1, "multiface_policy": 2},
+    "extract_policy": {"extract_face_descriptor": 1, "fd_score_threshold": 0.5},
     "match_policy": [{"candidates": {"origin": "faces", "list_id": LIST_ID},
                       "limit": 3, "threshold": 0.8, "label": "watchlist"}],
     "storage_policy": {

@@ -112,10 +112,12 @@ def wait_ready(server: Server) -> Server:
 
 
 def start_ours(db: BenchDatabase, workers: int, name: str = "ours",
-               via: PgBouncer | None = None) -> Server:
+               via: PgBouncer | None = None,
+               sections: dict[str, dict[str, object]] | None = None) -> Server:
     """``luna-handlers serve`` with a config file pointing at the bench database, or at
     ``via`` in front of it (then as documented for pgbouncer in transaction mode); ``name``
-    tells the servers of several databases (and their logs) apart."""
+    tells the servers of several databases (and their logs) apart; ``sections`` adds config
+    sections (``{"FACE_ENGINE": {"workers": 2}}``)."""
     port = free_port()
     name = name if via is None else OURS_VIA_PGBOUNCER
     host, db_port = (db.cluster.host, db.cluster.port) if via is None else (via.host, via.port)
@@ -127,6 +129,7 @@ def start_ours(db: BenchDatabase, workers: int, name: str = "ours",
                              **({} if via is None else {"prepared_statements": False})},
         "LUNA_HANDLERS_SERVER": {"host": "127.0.0.1", "port": port, "workers": workers},
         "LOGGING": {"level": "WARNING"},
+        **(sections or {}),
     }))
     script = Path(sys.executable).with_name("luna-handlers")
     argv = ([str(script)] if script.exists() else [sys.executable, "-m", "luna_handlers"])

@@ -7,15 +7,15 @@ from collections.abc import Callable, Sequence
 
 import cv2
 
+from bench.api.data import start_database
 from bench.engine import matching_db
 from bench.engine.matching import bench_top_k
 from bench.engine.raw import run_processes, run_threads
+from bench.engine.service import run_service
 from bench.engine.workload import Result, one_face_jpegs
 from luna_handlers.engine.models import load_models
 
-#: A side of the comparison at a worker count: images and seconds in, a Result out. The
-#: route side ("through the service") is added here once POST /1/handlers/{id}/events exists,
-#: and is printed with its ratio to the raw loop at the same worker count.
+#: A side of the comparison at a worker count: images and seconds in, a Result out.
 Side = Callable[[list[bytes], int, float], Result]
 
 
@@ -23,11 +23,33 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per case")
     parser.add_argument("--workers", default="1,2", help="worker counts to run")
-    parser.add_argument("--cases", default="threads,processes,opencv,matching",
-                        help="any of threads, processes, opencv, matching, matching-db "
-                             "(against a real database: bench/engine/matching_db.py)")
+    parser.add_argument("--cases", default="processes,service,threads,opencv,matching",
+                        help="any of processes, service, threads, opencv, matching, "
+                             "matching-db (against a real database: bench/engine/matching_db.py)")
     parser.add_argument("--sizes", default="100000,1000000", help="matching candidate counts")
     return parser.parse_args(argv)
+
+
+def _compare(sides: dict[str, Side], images: list[bytes], workers: list[int], seconds: float,
+             *, service: bool) -> None:
+    """Each side at each worker count; the service's ratio is against the first side (the
+    raw processes loop when it runs), and its 80 % line shows p99/p50."""
+    database = start_database(handlers=1) if service else None
+    try:
+        for count in workers:
+            baseline: Result | None = None
+            for side in sides.values():
+                result = side(images, count, seconds)
+                print(result.line(baseline), flush=True)
+                baseline = baseline or result
+            if database is not None:
+                saturated, loaded = run_service(images, count, seconds, database)
+                print(saturated.line(baseline), flush=True)
+                spread = loaded.percentile(0.99) / loaded.percentile(0.5)
+                print(f"{loaded.line()}  p99/p50 {spread:4.2f}", flush=True)
+    finally:
+        if database is not None:
+            database.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -44,12 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sides["raw processes"] = run_processes
     if "threads" in cases:
         sides["raw threads"] = lambda imgs, n, s: run_threads(imgs, n, 1, s, model_bytes)
-    for count in workers:
-        baseline: Result | None = None
-        for side in sides.values():
-            result = side(images, count, args.seconds)
-            print(result.line(baseline), flush=True)
-            baseline = baseline or result
+    _compare(sides, images, workers, args.seconds, service="service" in cases)
     if "opencv" in cases:
         print("cv2.setNumThreads (raw processes loop):")
         for count in workers:

@@ -18,11 +18,12 @@ coroutine and a ``send`` wrapper on every request, which is a measurable part of
 
 Per-application state lives in ``app.state`` (read through :mod:`~.deps`): the settings, the
 OpenAPI document, the list-item memos; the lifespan adds the database, the DB context and the
-handler cache with its change feed. No module keeps state of its own.
+handler cache with its change feed, and the face engine. No module keeps state of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -35,8 +36,11 @@ from luna_handlers.app import (
     docs,
     health,
     metrics,
+    routes_events,
+    routes_face_images,
     routes_handlers,
     routes_stores,
+    routes_verifications,
     routes_verifiers,
 )
 from luna_handlers.app.cache import cache_following
@@ -49,6 +53,9 @@ from luna_handlers.app.openapi import build_openapi
 from luna_handlers.app.routing import PrefixRouter, ServiceApp, routes
 from luna_handlers.config import Settings
 from luna_handlers.db import Database, DBContext
+from luna_handlers.engine import FaceEngine
+
+EngineFactory = Callable[[], AbstractAsyncContextManager[FaceEngine]]
 
 SERVICE_ROUTES: dict[str, dict[str, Endpoint]] = {
     "/1/healthcheck": {"GET": health.healthcheck},
@@ -60,10 +67,19 @@ SERVICE_ROUTES: dict[str, dict[str, Endpoint]] = {
 
 
 def route_table() -> dict[str, dict[str, Endpoint]]:
-    """Every path of the service with its methods; routes come first where paths overlap."""
+    """Every path of the service with its methods; routes come first where paths overlap.
+
+    Modules may serve different methods of one path (GET /1/faces is the store's, POST the
+    engine's): their method tables are merged.
+    """
     # Insertion order matters: /1/handlers/count must be tried before /1/handlers/{handler_id}.
-    return {**routes_handlers.ROUTES, **routes_verifiers.ROUTES, **routes_stores.ROUTES,
-            **SERVICE_ROUTES}
+    table: dict[str, dict[str, Endpoint]] = {}
+    for routes_of in (routes_handlers.ROUTES, routes_events.ROUTES, routes_verifiers.ROUTES,
+                      routes_verifications.ROUTES, routes_stores.ROUTES,
+                      routes_face_images.ROUTES, SERVICE_ROUTES):
+        for path, methods in routes_of.items():
+            table.setdefault(path, {}).update(methods)
+    return table
 
 
 def _freeze_startup_objects() -> None:
@@ -74,17 +90,40 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def engine_factory(settings: Settings) -> EngineFactory:
+    """The default engine of a worker process: started with the app, closed on shutdown.
+
+    Starting verifies the model files and spawns the inference processes (1-2 s, blocking),
+    so it runs in a thread; so does closing, which waits for the processes to exit.
+    """
+
+    @asynccontextmanager
+    async def lifespan_engine() -> AsyncIterator[FaceEngine]:
+        engine = FaceEngine(settings.engine)
+        await asyncio.to_thread(engine.start)
+        try:
+            yield engine
+        finally:
+            await asyncio.to_thread(engine.close)
+
+    return lifespan_engine
+
+
 def create_app(
     settings: Settings,
     database_factory: Callable[[], AbstractAsyncContextManager[Database]],
+    face_engine: EngineFactory | None = None,
 ) -> Starlette:
-    """The application; its lifespan opens ``database_factory()`` and closes it on shutdown."""
+    """The application; its lifespan opens ``database_factory()`` and the face engine
+    (``face_engine()``, by default one of :func:`engine_factory`) and closes both on shutdown."""
+    open_engine = face_engine or engine_factory(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The server drains in-flight requests before it sends the lifespan shutdown, so
         # leaving this block (which closes the database) is a graceful stop.
-        async with database_factory() as database:
+        async with database_factory() as database, open_engine() as engine:
+            app.state.engine = engine
             app.state.database = database
             app.state.db = DBContext(database)
             app.state.cache, feed = cache_following(settings.api.cache_size, database)

@@ -19,6 +19,7 @@ from luna_handlers.app.params import canonical_uuid
 from luna_handlers.app.serialize import RawResponse
 from luna_handlers.config import Settings
 from luna_handlers.db import DBContext, HandlerRecord, VerifierRecord
+from luna_handlers.engine import FaceEngine
 from luna_handlers.errors import (
     BadAccountId,
     BadContentType,
@@ -41,6 +42,11 @@ JSON_MEDIA_TYPE = "application/json"
 def db(request: Request) -> DBContext:
     """The DB context built by the application's lifespan."""
     return cast(DBContext, request.app.state.db)
+
+
+def engine(request: Request) -> FaceEngine:
+    """The face engine started by the application's lifespan."""
+    return cast(FaceEngine, request.app.state.engine)
 
 
 def cache(request: Request) -> HandlerCache:
@@ -134,18 +140,15 @@ def _check_encoding(request: Request) -> None:
                     raise UnsupportedContentEncoding(encoding[:32])
 
 
-async def read_json(request: Request) -> object:
-    """The decoded JSON body, within the size limit (``Content-Length`` and streamed bytes)."""
-    limit = settings(request).api.max_body_size
-    declared = header(request.scope, b"content-length")
+def _refuse_announced(request: Request, limit: int) -> None:
     # Refuse before reading a byte when the client announces too much.
+    declared = header(request.scope, b"content-length")
     if declared is not None and declared.isascii() and declared.isdigit() \
             and int(declared) > limit:
         raise PayloadTooLarge(limit)
-    content_type = header(request.scope, b"content-type")
-    if content_type is None or not _is_json(content_type.decode("latin-1")):
-        raise BadContentType(f"Bad content type: expected '{JSON_MEDIA_TYPE}'")
-    _check_encoding(request)
+
+
+async def _receive(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     timeout = settings(request).server.body_timeout
@@ -166,10 +169,27 @@ async def read_json(request: Request) -> object:
                 raise PayloadTooLarge(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
+                return b"".join(chunks)
         elif message["type"] == "http.disconnect":
             raise ClientDisconnect()
-    body = b"".join(chunks)
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (announced or received)."""
+    _refuse_announced(request, limit)
+    _check_encoding(request)
+    return await _receive(request, limit)
+
+
+async def read_json(request: Request) -> object:
+    """The decoded JSON body, within the size limit (``Content-Length`` and streamed bytes)."""
+    limit = settings(request).api.max_body_size
+    _refuse_announced(request, limit)
+    content_type = header(request.scope, b"content-type")
+    if content_type is None or not _is_json(content_type.decode("latin-1")):
+        raise BadContentType(f"Bad content type: expected '{JSON_MEDIA_TYPE}'")
+    _check_encoding(request)
+    body = await _receive(request, limit)
     # Decoding runs on the event loop and costs about 1 us per object member: 50,000 members
     # held the loop ~60 ms a request. Every member has a ':' (colons in strings count too:
     # an upper bound), so counting them (a C loop, ~0.1 ms per MB) bounds that cost first.
@@ -180,4 +200,3 @@ async def read_json(request: Request) -> object:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadContentType("Request body is not valid JSON") from None
-

@@ -62,9 +62,9 @@ def _operation(document: dict[str, Any], path: str, method: str, op: dict[str, A
              f"<h3><span class='method'>{escape(method.upper())}</span>"
              f"<code>{escape(path)}</code></h3><p>{escape(op.get('summary', ''))}</p>",
              _parameters(document, path_parameters + op.get("parameters", []))]
-    if "requestBody" in op:
-        schema = _resolve(document, op["requestBody"]["content"]["application/json"]["schema"])
-        parts.append(f"<details><summary>request body (application/json)</summary>"
+    for media_type, content in op.get("requestBody", {}).get("content", {}).items():
+        schema = _resolve(document, content["schema"])
+        parts.append(f"<details><summary>request body ({escape(media_type)})</summary>"
                      f"{_json_block(schema)}</details>")
     for status, response in op["responses"].items():
         parts.append(f"<details><summary>{escape(status)}: "

@@ -37,6 +37,7 @@ from luna_handlers.app.serialize import ORJSONResponse
 from luna_handlers.errors import (
     DatabaseOutcomeUnknown,
     DatabaseUnavailable,
+    EngineBusy,
     InternalError,
     LunaError,
     MethodNotAllowed,
@@ -52,7 +53,7 @@ logger = logging.getLogger("luna_handlers.app")
 
 #: Errors after which the client may simply try again; they tell it when.
 RETRY_AFTER_SECONDS = "1"
-_RETRYABLE = (DatabaseUnavailable, DatabaseOutcomeUnknown, TooManyConnections)
+_RETRYABLE = (DatabaseUnavailable, DatabaseOutcomeUnknown, TooManyConnections, EngineBusy)
 #: Errors that leave the request body unread: the connection cannot carry another request.
 _CLOSING = (PayloadTooLarge, RequestTimeout)
 

@@ -15,6 +15,13 @@ from typing import Any, Literal
 
 import luna_handlers
 from luna_handlers.app import openapi_schemas as schemas
+from luna_handlers.app.event_params import EVENT_PARAMS, FACE_PARAMS, VERIFICATION_PARAMS
+from luna_handlers.app.openapi_processing import (
+    images_body,
+    processing_schemas,
+    raw_body,
+    restrict_to_engine,
+)
 from luna_handlers.app.openapi_schemas import JSON, ref
 from luna_handlers.app.params import (
     HANDLER_COUNT_PARAMS,
@@ -35,22 +42,31 @@ from luna_handlers.app.store_params import (
 from luna_handlers.errors import (
     BadAccountId,
     BadContentType,
+    BadImage,
     BadInputJson,
     BadQueryParams,
     DatabaseFailure,
     DatabaseOutcomeUnknown,
     DatabaseUnavailable,
+    DynamicHandlerWithoutPolicies,
+    EngineBusy,
+    EstimationNotAvailable,
     EventNotFound,
     FaceNotFound,
     HandlerCorrupted,
     HandlerNotFound,
+    ImageTooLarge,
     InternalError,
     ListNotFound,
     LunaError,
+    MultipleFaces,
+    NoFaceFound,
     PayloadTooLarge,
     RequiredParamsNotFound,
     SampleNotFound,
+    StaticHandlerPolicies,
     Unauthorized,
+    UnsupportedImageType,
     VerifierCorrupted,
     VerifierNotFound,
 )
@@ -77,6 +93,7 @@ class Operation:
     corrupted: type[LunaError] | None = None
     database: DBAccess = "read"
     public: bool = False  # no token needed
+    body_content: Mapping[str, Any] | None = None  # a request body that is not one schema
 
 
 def _ok(description: str, schema: str | None = None, media_type: str = JSON,
@@ -99,6 +116,9 @@ _JPEG: dict[str, Any] = {"description": "the JPEG", "content": {"image/jpeg": {"
 _EXISTS: dict[str, Any] = {"description": "the object exists; no body"}
 H, V = "/1/handlers", "/1/verifiers"
 HID, VID = f"{H}/{{handler_id}}", f"{V}/{{verifier_id}}"
+#: What every route that runs the engine on images can answer.
+_ENGINE_ERRORS = (BadImage, ImageTooLarge, EngineBusy, UnsupportedImageType, BadContentType,
+                  PayloadTooLarge)
 
 L, F, E = "/1/lists", "/1/faces", "/1/events"
 LID, FID = f"{L}/{{list_id}}", f"{F}/{{face_id}}"
@@ -140,7 +160,8 @@ STORE_OPERATIONS: tuple[Operation, ...] = (
 OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", H, "createHandler", "Create a handler", "handlers",
               {"201": _ok("created", "HandlerCreated", Location="Location")},
-              account="required", body="HandlerBody", database="write"),
+              account="required", body="HandlerBody", database="write",
+              also=(EstimationNotAvailable,)),
     Operation("GET", H, "getHandlers", "List handlers, newest first", "handlers",
               {"200": _ok("one page", "Handlers")}, query=HANDLER_LIST_PARAMS,
               corrupted=HandlerCorrupted),
@@ -149,7 +170,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", f"{H}/validator", "validatePolicies",
               "Validate handler policies without saving them", "handlers",
               {"204": {"description": "the policies are valid"}}, account="required",
-              body="ValidatorBody", database=None),
+              body="ValidatorBody", database=None, also=(EstimationNotAvailable,)),
     Operation("GET", HID, "getHandler", "Get a handler", "handlers",
               {"200": _ok("the handler", "Handler")}, not_found=HandlerNotFound,
               corrupted=HandlerCorrupted),
@@ -157,12 +178,13 @@ OPERATIONS: tuple[Operation, ...] = (
               {"200": _EXISTS}, not_found=HandlerNotFound),
     Operation("PUT", HID, "putHandler", "Replace a handler", "handlers", {"204": _NONE},
               account="required", body="HandlerBody", not_found=HandlerNotFound,
-              database="write"),
+              database="write", also=(EstimationNotAvailable,)),
     Operation("DELETE", HID, "deleteHandler", "Delete a handler", "handlers", {"204": _NONE},
               account="required", not_found=HandlerNotFound, database="write"),
     Operation("POST", V, "createVerifier", "Create a verifier", "verifiers",
               {"201": _ok("created", "VerifierCreated", Location="Location")},
-              account="required", body="VerifierBody", database="write"),
+              account="required", body="VerifierBody", database="write",
+              also=(EstimationNotAvailable,)),
     Operation("GET", V, "getVerifiers", "List verifiers, newest first", "verifiers",
               {"200": _ok("one page", "Verifiers")}, query=VERIFIER_LIST_PARAMS,
               corrupted=VerifierCorrupted),
@@ -176,7 +198,31 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("PUT", VID, "putVerifier", "Replace a verifier; its version goes up by one",
               "verifiers", {"200": _ok("the new version", "VerifierVersion")},
               account="required", body="VerifierBody", not_found=VerifierNotFound,
-              database="write"),
+              database="write", also=(EstimationNotAvailable,)),
+    Operation("POST", f"{HID}/events", "createEvents",
+              "Run a handler on images: one event per face", "processing",
+              {"201": _ok("the events", "CreatedEvents")}, account="required", query=EVENT_PARAMS,
+              body_content=images_body(policies=True), not_found=HandlerNotFound,
+              corrupted=HandlerCorrupted, database="write",
+              also=(*_ENGINE_ERRORS, MultipleFaces, StaticHandlerPolicies,
+                      DynamicHandlerWithoutPolicies, EstimationNotAvailable, BadInputJson,
+                      ListNotFound)),
+    Operation("POST", f"{VID}/verifications", "verify",
+              "Compare the faces of images with stored faces and events", "processing",
+              {"200": _ok("the checks", "Verifications")}, account="required",
+              query=VERIFICATION_PARAMS, body_content=images_body(policies=False),
+              not_found=VerifierNotFound, corrupted=VerifierCorrupted, database="write",
+              also=(*_ENGINE_ERRORS, FaceNotFound, EventNotFound)),
+    Operation("POST", f"{VID}/raw", "verifyRaw", "Compare descriptors (stored or given)",
+              "processing", {"200": _ok("the matches", "RawMatches")}, account="required",
+              body_content=raw_body(), not_found=VerifierNotFound,
+              corrupted=VerifierCorrupted,
+              also=(FaceNotFound, EventNotFound, BadContentType, BadInputJson,
+                      PayloadTooLarge)),
+    Operation("POST", "/1/faces", "createFaceFromImage", "Create a face from an image",
+              "processing", {"201": _ok("created", "FaceCreated", Location="Location")},
+              account="required", query=FACE_PARAMS, body_content=images_body(policies=False),
+              database="write", also=(*_ENGINE_ERRORS, NoFaceFound, ListNotFound)),
     Operation("DELETE", VID, "deleteVerifier", "Delete a verifier", "verifiers", {"204": _NONE},
               account="required", not_found=VerifierNotFound, database="write"),
     *STORE_OPERATIONS,
@@ -216,7 +262,7 @@ def _possible_errors(op: Operation, token_required: bool) -> dict[int, list[type
     if op.database == "write":
         candidates.append(DatabaseOutcomeUnknown)
     candidates += [error for error in (op.not_found, op.corrupted) if error is not None]
-    candidates += op.also
+    candidates += [error for error in op.also if error not in candidates]
     for error in candidates:
         errors[error.status].append(error)
     return errors
@@ -265,6 +311,8 @@ def _operation(op: Operation, token_required: bool) -> dict[str, Any]:
     if op.body is not None:
         document["requestBody"] = {"required": True,
                                    "content": {JSON: {"schema": ref("schemas", op.body)}}}
+    elif op.body_content is not None:
+        document["requestBody"] = {"required": True, "content": dict(op.body_content)}
     if op.public and token_required:
         document["security"] = []
     return document
@@ -285,7 +333,7 @@ def build_openapi(*, token_required: bool) -> dict[str, Any]:
             item["parameters"] = parameters
         item[op.method.lower()] = _operation(op, token_required)
     components: dict[str, Any] = {
-        "schemas": schemas.component_schemas(),
+        "schemas": restrict_to_engine(schemas.component_schemas()) | processing_schemas(),
         "parameters": schemas.component_parameters(),
         "headers": schemas.component_headers(),
     }
@@ -293,8 +341,8 @@ def build_openapi(*, token_required: bool) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "luna-handlers", "version": luna_handlers.__version__,
                  "description": "Handlers and verifiers of LUNA PLATFORM 5."},
-        "tags": [{"name": "handlers"}, {"name": "verifiers"}, {"name": "lists"},
-                 {"name": "faces"}, {"name": "events"}, {"name": "service"}],
+        "tags": [{"name": "handlers"}, {"name": "verifiers"}, {"name": "processing"},
+                 {"name": "lists"}, {"name": "faces"}, {"name": "events"}, {"name": "service"}],
         "paths": paths,
         "components": components,
     }

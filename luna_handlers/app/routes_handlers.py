@@ -17,6 +17,7 @@ from luna_handlers.app.policies import parse_handler_body, parse_validator_body
 from luna_handlers.app.serialize import ORJSONResponse, RawResponse, handler_json
 from luna_handlers.db import HandlerRecord
 from luna_handlers.errors import HandlerNotFound
+from luna_handlers.processing import check_supported
 
 PREFIX = "/1/handlers"
 
@@ -29,6 +30,8 @@ async def create_handler(request: Request) -> Response:
     """POST /1/handlers: 201 with the new id and its URL."""
     account = deps.required_account(request)
     body = parse_handler_body(await deps.read_json(request))
+    if body.policies is not None:
+        check_supported(body.policies)
     handler_id = await deps.db(request).createHandler(
         body.policies, account, body.description, body.is_dynamic)
     return deps.created(PREFIX, "handler_id", handler_id)
@@ -54,11 +57,12 @@ async def count_handlers(request: Request) -> Response:
 async def validate_policies(request: Request) -> Response:
     """POST /1/handlers/validator: 204 when the policies are valid (nothing is stored)."""
     deps.required_account(request)
-    parse_validator_body(await deps.read_json(request))
+    check_supported(parse_validator_body(await deps.read_json(request)))
     return deps.no_content()
 
 
-def _render(record: HandlerRecord) -> bytes:
+def render_handler(record: HandlerRecord) -> bytes:
+    """The GET body of a handler (what the read cache keeps)."""
     return orjson.dumps(handler_json(record))
 
 
@@ -70,7 +74,8 @@ async def get_handler(request: Request) -> Response:
     """
     account = deps.account(request)
     handler_id = _handler_id(request)
-    served = await deps.cache(request).serve(handler_id, deps.db(request).getHandler, _render)
+    served = await deps.cache(request).serve(handler_id, deps.db(request).getHandler,
+                                             render_handler)
     if served is None or (account is not None and served.record.account_id != account):
         raise HandlerNotFound(handler_id)
     return RawResponse(served.body, served.headers)
@@ -90,6 +95,8 @@ async def put_handler(request: Request) -> Response:
     account = deps.required_account(request)
     handler_id = _handler_id(request)
     body = parse_handler_body(await deps.read_json(request))
+    if body.policies is not None:
+        check_supported(body.policies)
     changed = await deps.db(request).putHandler(handler_id, body.policies, body.description,
                                                 account, body.is_dynamic)
     # This instance sees its own change at once; the others through the notification.

@@ -15,6 +15,7 @@ from luna_handlers.app.params import (
 from luna_handlers.app.policies import parse_verifier_body
 from luna_handlers.app.serialize import ORJSONResponse, verifier_json
 from luna_handlers.errors import VerifierNotFound
+from luna_handlers.processing import check_supported
 
 PREFIX = "/1/verifiers"
 
@@ -27,6 +28,7 @@ async def create_verifier(request: Request) -> Response:
     """POST /1/verifiers: 201 with the new id and its URL."""
     account = deps.required_account(request)
     body = parse_verifier_body(await deps.read_json(request))
+    check_supported(body.policies)
     verifier_id = await deps.db(request).createVerifier(body.policies, account, body.description)
     return deps.created(PREFIX, "verifier_id", verifier_id)
 
@@ -72,6 +74,7 @@ async def put_verifier(request: Request) -> Response:
     account = deps.required_account(request)
     verifier_id = _verifier_id(request)
     body = parse_verifier_body(await deps.read_json(request))
+    check_supported(body.policies)
     version = await deps.db(request).putVerifier(verifier_id, body.policies, body.description,
                                                  account)
     if version is None:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from luna_handlers.app.policies import normalise_handler_policies, normalise_verifier_policies
 from luna_handlers.db import HandlerRecord, VerifierRecord
 from luna_handlers.errors import HandlerCorrupted, VerifierCorrupted
+from luna_handlers.processing.times import rfc3339
 
 
 class ORJSONResponse(Response):
@@ -40,7 +41,7 @@ class RawResponse(Response):
 
 def format_time(moment: datetime) -> str:
     """A naive UTC database timestamp as RFC 3339 with microseconds: ``...T20:12:40.123456Z``."""
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return rfc3339(moment)
 
 
 def handler_json(record: HandlerRecord) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -12,12 +13,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from luna_handlers.app.application import create_app
+from luna_handlers.app.application import EngineFactory, create_app
 from luna_handlers.config import Settings, load_settings
 from luna_handlers.db.database import Database
 from luna_handlers.db.pool.hostpool import HostPool
+from luna_handlers.engine import FaceEngine
 
-POLICIES: dict[str, Any] = {"detect_policy": {"detect_face": 1, "estimate_mask": 1}}
+POLICIES: dict[str, Any] = {"detect_policy": {"detect_face": 1, "multiface_policy": 2}}
 VERIFIER_POLICIES: dict[str, Any] = {"verification_threshold": 0.75}
 TIME_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
@@ -56,6 +58,40 @@ def shared(database: Database) -> Callable[[], AbstractAsyncContextManager[Datab
     return factory
 
 
+#: The one engine of the test session, started by the first app that needs it: every app
+#: starting its own (two spawned processes) would cost seconds per test module.
+_ENGINES: list[FaceEngine] = []
+
+
+def shared_engine() -> EngineFactory:
+    """An engine factory lending the session's engine (2 workers), started on first use."""
+
+    @asynccontextmanager
+    async def factory() -> AsyncIterator[FaceEngine]:
+        if not _ENGINES:
+            settings = load_settings(environ={}).engine
+            engine = FaceEngine(dataclasses.replace(settings, workers=2, queue_size=16))
+            engine.start()
+            _ENGINES.append(engine)
+        yield _ENGINES[0]
+
+    return factory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_shared_engine() -> Iterator[None]:
+    yield
+    for engine in _ENGINES:
+        engine.close()
+    _ENGINES.clear()
+
+
+def make_app(settings: Settings,
+             database_factory: Callable[[], AbstractAsyncContextManager[Database]]) -> Starlette:
+    """``create_app`` with the session's shared engine."""
+    return create_app(settings, database_factory, shared_engine())
+
+
 @asynccontextmanager
 async def serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and yield a client talking to it in-process."""
@@ -70,7 +106,7 @@ def app(backend_database: Database) -> Starlette:
     """The app with default settings (no token) on the module's database, on each backend
     (see ``backend_database``)."""
     pool = backend_database if isinstance(backend_database, HostPool) else None
-    return create_app(make_settings(pool), shared(backend_database))
+    return make_app(make_settings(pool), shared(backend_database))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +119,7 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="module")
 async def pg_client(migrated_pool: HostPool) -> AsyncIterator[httpx.AsyncClient]:
     """Like ``client``, on PostgreSQL only (features that need it: the read cache)."""
-    async with serve(create_app(make_settings(migrated_pool), shared(migrated_pool))) as http:
+    async with serve(make_app(make_settings(migrated_pool), shared(migrated_pool))) as http:
         yield http
 
 

@@ -7,12 +7,12 @@ import time
 
 import httpx
 
-from luna_handlers.app.application import create_app
 from luna_handlers.db.pool.hostpool import HostPool
 from tests.app.conftest import (
     POLICIES,
     acc,
     create_handler,
+    make_app,
     make_settings,
     new_account,
     serve,
@@ -64,8 +64,8 @@ async def test_put_and_delete_are_seen_at_once(pg_client: httpx.AsyncClient) -> 
 async def test_two_instances_see_each_others_changes_within_a_second(
         migrated_pool: HostPool) -> None:
     settings = make_settings(migrated_pool)
-    async with serve(create_app(settings, shared(migrated_pool))) as one, \
-            serve(create_app(settings, shared(migrated_pool))) as two:
+    async with serve(make_app(settings, shared(migrated_pool))) as one, \
+            serve(make_app(settings, shared(migrated_pool))) as two:
         account = new_account()
         handler_id = await create_handler(one, account, description="v1")
         assert (await get_until_hit(two, handler_id)).json()["description"] == "v1"

@@ -32,8 +32,8 @@ async def test_create_get_replace_delete(client: httpx.AsyncClient) -> None:
     assert TIME_FORMAT.fullmatch(handler["create_time"])
     assert TIME_FORMAT.fullmatch(handler["last_update_time"])
     # defaults are filled in: what was sent is kept, the rest is there too
-    assert handler["policies"]["detect_policy"]["estimate_mask"] == 1
-    assert handler["policies"]["detect_policy"]["multiface_policy"] == 1
+    assert handler["policies"]["detect_policy"]["multiface_policy"] == 2
+    assert handler["policies"]["detect_policy"]["estimate_mask"] == 0
     assert handler["policies"]["match_policy"] == []
     assert "storage_policy" in handler["policies"]
 

@@ -19,7 +19,7 @@ from luna_handlers.app.serialize import ORJSONResponse
 from luna_handlers.db.database import Database
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.errors import BadAccountId, BadContentType, PayloadTooLarge
-from tests.app.conftest import acc, make_settings, new_account, shared
+from tests.app.conftest import acc, make_app, make_settings, new_account, shared
 
 LIMIT = 100
 
@@ -109,7 +109,7 @@ def test_a_bad_account_header(value: bytes) -> None:
 
 async def test_a_client_gone_while_sending_gets_no_answer(
         migrated_pool: HostPool, caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(make_settings(migrated_pool), shared(migrated_pool))
+    app = make_app(make_settings(migrated_pool), shared(migrated_pool))
     account = new_account()
     sent: list[Message] = []
     messages = [_chunk(b'{"description": "gone", '), {"type": "http.disconnect"}]

@@ -24,6 +24,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.python import asgi as schemathesis_asgi
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from luna_handlers.app.application import create_app
 from luna_handlers.db.database import Database
@@ -38,6 +39,9 @@ ACCOUNT = str(uuid.uuid4())
 MAX_EXAMPLES = 40
 
 _target: dict[str, Any] = {}
+#: Operations whose body is an image: a schema cannot say which bytes decode, so a
+#: "schema-valid" random body is rightly a 400 (35002); every other check still applies.
+IMAGE_OPERATIONS = frozenset({"createEvents", "verify", "createFaceFromImage"})
 
 
 @asynccontextmanager
@@ -74,4 +78,6 @@ def test_api_matches_its_document(case: Any) -> None:
     # one known account, so that writes are accepted and reads are scoped.
     if case.meta is None or case.meta.generation.mode.is_positive:
         case.headers = {**(case.headers or {}), "Luna-Account-Id": ACCOUNT}
-    case.call_and_validate()
+    excluded = [positive_data_acceptance] \
+        if case.operation.definition.raw.get("operationId") in IMAGE_OPERATIONS else []
+    case.call_and_validate(excluded_checks=excluded)

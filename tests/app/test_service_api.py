@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 from starlette.types import Receive, Scope, Send
 
 import luna_handlers
-from luna_handlers.app.application import create_app, route_table
+from luna_handlers.app.application import route_table
 from luna_handlers.app.errors import ErrorMiddleware
 from luna_handlers.app.logging import RequestIdFilter, configure_logging
 from luna_handlers.app.middleware import RequestMiddleware
@@ -28,6 +28,7 @@ from tests.app.conftest import (
     POLICIES,
     acc,
     assert_error,
+    make_app,
     make_settings,
     new_account,
     serve,
@@ -42,14 +43,14 @@ REQUEST_ID = re.compile(
 @pytest.fixture(scope="module")
 async def token_client(migrated_pool: HostPool) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app that requires the API token."""
-    async with serve(create_app(make_settings(token=TOKEN), shared(migrated_pool))) as http:
+    async with serve(make_app(make_settings(token=TOKEN), shared(migrated_pool))) as http:
         yield http
 
 
 @pytest.fixture(scope="module")
 async def small_body_client(migrated_pool: HostPool) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app that accepts bodies of at most 1 KiB."""
-    app = create_app(make_settings(max_body_size=1024), shared(migrated_pool))
+    app = make_app(make_settings(max_body_size=1024), shared(migrated_pool))
     async with serve(app) as http:
         yield http
 
@@ -62,7 +63,7 @@ async def dead_db_client() -> AsyncIterator[httpx.AsyncClient]:
     port = free_port()
     dsn = parse_pg_dsn(f"luna:pw@127.0.0.1:{port}/nothing")
     pool = HostPool(pg_backend(dsn, 1, failover), HostPort("127.0.0.1", port), label="dead")
-    async with serve(create_app(make_settings(), shared(pool))) as http:
+    async with serve(make_app(make_settings(), shared(pool))) as http:
         yield http
     await pool.close()
 
