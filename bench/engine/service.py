@@ -123,7 +123,8 @@ def run_service(images: list[bytes], workers: int, seconds: float,
     """(saturated, at 80 %) through a service with ``workers`` engine processes."""
     own = db is None
     database = db or start_database(handlers=1)
-    server = start_ours(database, 1, sections={"FACE_ENGINE": {"workers": workers, "queue_size": 64}})
+    server = start_ours(database, 1,
+                        sections={"FACE_ENGINE": {"workers": workers, "queue_size": 64}})
     try:
         target = _Target(server.port, f"/1/handlers/{_create_handler(server)}/events")
         asyncio.run(_closed(target, images, workers + 2, min(2.0, seconds)))  # warm-up
