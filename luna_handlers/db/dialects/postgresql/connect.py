@@ -76,13 +76,20 @@ def pg_connections(host: HostPort, dsn: PgDsn, pool_size: int, failover: Failove
                                failover.query_timeout, connect_args, named=policy.named)
     if not failover.scan_pool_size:
         return point
+    if not policy.named:
+        # Behind a transaction pooler: pgbouncer refuses statement_timeout as a startup
+        # parameter (08P01) and a SET would not stay with the connection, so scans are
+        # bounded by query_timeout only (README: "Behind pgbouncer").
+        return ScanShare(point, AsyncpgConnections(
+            engine, failover.scan_pool_size, failover.scan_wait, failover.query_timeout,
+            connect_args, named=False))
     timeout_ms = max(1, round(failover.scan_statement_timeout * 1000))
     scan_args = {**connect_args, "server_settings": {**connect_args["server_settings"],
                                                      "statement_timeout": str(timeout_ms)}}
     return ScanShare(point, AsyncpgConnections(
         engine, failover.scan_pool_size, failover.scan_wait,
         min(failover.scan_statement_timeout, failover.query_timeout), scan_args,
-        named=policy.named))
+        named=True))
 
 
 def terminate_timed_out(ctx: ExceptionContext) -> None:
