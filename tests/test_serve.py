@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,33 @@ def test_metrics_of_every_worker_in_each_scrape(service: Service) -> None:
         assert version == [30.0]  # summed over the workers, whichever answered
         pids |= set(series(text, "luna_handlers_db_pool_generation"))
     assert len(pids) == 2  # one pool per worker, each labelled with its pid
+    assert service.stop() == 0
+
+
+def _worker_pids(text: str) -> set[str]:
+    return {labels.split('pid="')[1].split('"')[0]
+            for labels in series(text, "luna_handlers_db_pool_generation")}
+
+
+def test_metrics_forget_a_killed_worker(service: Service) -> None:
+    service.start(workers=2)
+    seen: set[str] = set()
+    while len(seen) < 2:  # each scrape a new connection: a worker at random
+        seen |= _worker_pids(httpx.get(service.url("/metrics")).text)
+    killed = sorted(seen)[0]
+    os.kill(int(killed), signal.SIGKILL)  # no worker_stopped() runs: uvicorn starts another
+    for _ in range(600):
+        try:
+            pids = _worker_pids(httpx.get(service.url("/metrics")).text)
+        except httpx.TransportError:
+            continue
+        time.sleep(0.05)
+        if len(pids - seen) == 1:  # the successor's pool is up
+            break
+    else:
+        pytest.fail("no successor worker appeared")
+    assert killed not in pids
+    assert len(pids) == 2
     assert service.stop() == 0
 
 

@@ -85,8 +85,25 @@ def _scraped_registry() -> CollectorRegistry:
 _SCRAPED = _scraped_registry()
 
 
+def _forget_dead_workers(path: Path) -> None:
+    # A worker that was killed (SIGKILL, OOM, or restarted by uvicorn's supervisor when it
+    # stopped answering its pings) never ran worker_stopped(): its live gauges would be shown
+    # beside its successor's for good.
+    for file in path.glob("gauge_live*_*.db"):
+        pid = int(file.stem.rpartition("_")[2])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, another user's: not ours to judge
+            pass
+
+
 async def metrics_endpoint(_request: Request) -> Response:
     """GET /metrics: the Prometheus text exposition (of every worker, see the docstring)."""
+    shared = os.environ.get(MULTIPROCESS_ENV)
+    if shared:
+        _forget_dead_workers(Path(shared))
     return Response(generate_latest(_SCRAPED), media_type=CONTENT_TYPE_LATEST)
 
 
