@@ -11,7 +11,7 @@ from luna_handlers.app.policies import (
     validator_body_schema,
     verifier_body_schema,
 )
-from luna_handlers.app.policy_models import MAX_STR_LENGTH
+from luna_handlers.app.policy_types import MAX_STR_LENGTH
 from luna_handlers.app.store_params import LINK_BODY_SCHEMA, LIST_BODY_SCHEMA
 from luna_handlers.errors import ERROR_LINK, LunaError
 

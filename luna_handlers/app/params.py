@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from luna_handlers.app.policy_models import MAX_STR_LENGTH, UUID_PATTERN
+from luna_handlers.app.policy_types import MAX_STR_LENGTH, UUID_PATTERN
 from luna_handlers.db import ListFilters
 from luna_handlers.errors import BadQueryParams
 

@@ -22,14 +22,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from luna_handlers.app.policy_models import (
-    TIME_PATTERN,
-    UUID_PATTERN,
     HandlerBody,
     HandlerPolicies,
     ValidatorBody,
     VerifierBody,
     VerifierPolicies,
 )
+from luna_handlers.app.policy_types import TIME_PATTERN, UUID_PATTERN
 from luna_handlers.app.unknown_keys import first_unknown_key
 from luna_handlers.errors import BadInputJson
 

@@ -20,75 +20,33 @@ Common rules (all models):
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import Field
 
-#: Cap of every list inside policies (match_policy, conditional_tags_policy, id lists, ...).
-#: LUNA caps these with an unpublished ``MAX_POLICY_LIST_LENGTH``; 100 is our choice.
-MAX_POLICY_LIST_LENGTH = 100
-#: Max length of descriptions, labels, tags and ``user_data`` filters (LUNA ``Str128``).
-MAX_STR_LENGTH = 128
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-#: ISO 8601 date-time with a zone (``2024-01-31T10:00:00Z``, ``...+03:00``, optional fraction)
-#: or a relative time ``now-<N><unit>``, unit one of s m h d w M y (LUNA candidate filters).
-TIME_PATTERN = (
-    r"^(now-[0-9]{1,9}[smhdwMy]"
-    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+from luna_handlers.app.policy_types import (
+    CAPPED,
+    Age,
+    Angle,
+    Flag,
+    Limit,
+    MatchTarget,
+    MultifacePolicy,
+    Origin,
+    State,
+    Str128,
+    StrictModel,
+    Tag,
+    Threshold,
+    TimeFilter,
+    Ttl,
+    UuidStr,
 )
-
-
-def _integral(value: object) -> object:
-    """Accept an integral float (``1.0``) as an int, as JSON Schema's ``integer`` does."""
-    if type(value) is float and value.is_integer():
-        return int(value)
-    return value
-
-
-# the range constraints must come BEFORE the validator so that they land in the JSON Schema
-_INTEGRAL = BeforeValidator(_integral)
-Flag = Annotated[int, Field(ge=0, le=1), _INTEGRAL]
-Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
-Angle = Annotated[int, Field(ge=0, le=180), _INTEGRAL]
-Limit = Annotated[int, Field(ge=1, le=1000), _INTEGRAL]
-Ttl = Annotated[int, Field(ge=1, le=31_536_000), _INTEGRAL]
-Age = Annotated[int, Field(ge=0, le=200), _INTEGRAL]
-MultifacePolicy = Annotated[int, Field(ge=0, le=2), _INTEGRAL]
-#: liveness state: 0 spoof, 1 real, 2 unknown; mask state: 0 missing, 1 medical mask, 2 occluded.
-State = Annotated[int, Field(ge=0, le=2), _INTEGRAL]
-UuidStr = Annotated[
-    str,
-    StringConstraints(pattern=UUID_PATTERN, max_length=36),
-    Field(json_schema_extra={"format": "uuid"}),
-]
-Str128 = Annotated[str, StringConstraints(max_length=MAX_STR_LENGTH)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STR_LENGTH)]
-TimeFilter = Annotated[str, StringConstraints(pattern=TIME_PATTERN)]
-Origin = Literal["faces", "events", "attributes"]
-#: Fields a match result may carry (our choice; LUNA documents ``targets`` as a list of str).
-MatchTarget = Literal[
-    "similarity", "face_id", "event_id", "attribute_id", "user_data", "create_time",
-    "external_id", "lists", "account_id", "handler_id", "source", "tags", "avatar",
-]
-_LIST = Field(max_length=MAX_POLICY_LIST_LENGTH)
-
-
-class _Strict(BaseModel):
-    """Base of every model: no unknown keys, no coercion, finite numbers, immutable.
-
-    Being frozen makes a model without list values hashable, so pydantic can reuse a shared
-    default instance (``filters: EventFilters = EventFilters()``) instead of copying it or
-    calling a factory on every validation -- about 3x faster for sparse bodies. Models with a
-    list default (``FacePolicy`` and those containing it) keep ``default_factory``.
-    """
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
-
 
 # --- filters (key sets are our choice) -------------------------------------------------------
 
 
-class MatchResultFilter(_Strict):
+class MatchResultFilter(StrictModel):
     """Keep the event only if match ``label`` found a candidate with similarity in [gte, lt)."""
 
     label: Str128
@@ -96,7 +54,7 @@ class MatchResultFilter(_Strict):
     similarity__lt: Threshold | None = None
 
 
-class EventFilters(_Strict):
+class EventFilters(StrictModel):
     """Filters on the processed event, used by match, storage and conditional-tag policies.
 
     All keys default to null (= no filtering); ``age`` bounds are half-open [gte, lt),
@@ -106,11 +64,11 @@ class EventFilters(_Strict):
     age__gte: Age | None = None
     age__lt: Age | None = None
     gender: Flag | None = None
-    liveness: Annotated[list[State], _LIST] | None = None
-    match: Annotated[list[MatchResultFilter], _LIST] | None = None
+    liveness: Annotated[list[State], CAPPED] | None = None
+    match: Annotated[list[MatchResultFilter], CAPPED] | None = None
 
 
-class MatchCandidates(_Strict):
+class MatchCandidates(StrictModel):
     """Who to match against: ``origin`` (required, LUNA ``OriginEnum``) plus optional filters.
 
     Time filters take an ISO 8601 date-time with zone or ``now-<N><unit>`` (LUNA docs).
@@ -119,10 +77,10 @@ class MatchCandidates(_Strict):
     origin: Origin
     account_id: UuidStr | None = None
     list_id: UuidStr | None = None
-    face_ids: Annotated[list[UuidStr], _LIST] | None = None
-    event_ids: Annotated[list[UuidStr], _LIST] | None = None
-    attribute_ids: Annotated[list[UuidStr], _LIST] | None = None
-    handler_ids: Annotated[list[UuidStr], _LIST] | None = None
+    face_ids: Annotated[list[UuidStr], CAPPED] | None = None
+    event_ids: Annotated[list[UuidStr], CAPPED] | None = None
+    attribute_ids: Annotated[list[UuidStr], CAPPED] | None = None
+    handler_ids: Annotated[list[UuidStr], CAPPED] | None = None
     user_data: Str128 | None = None
     create_time__gte: TimeFilter | None = None
     create_time__lt: TimeFilter | None = None
@@ -133,21 +91,21 @@ class MatchCandidates(_Strict):
 # --- detect / extract / match ----------------------------------------------------------------
 
 
-class LivenessPolicy(_Strict):
+class LivenessPolicy(StrictModel):
     """``estimate_liveness``: estimate 0 by default; optional image quality threshold."""
 
     estimate: Flag = 0
     quality_threshold: Threshold | None = None
 
 
-class FaceQualityPolicy(_Strict):
+class FaceQualityPolicy(StrictModel):
     """``face_quality``: estimate 0, filter (drop low quality faces) 0 by default."""
 
     estimate: Flag = 0
     filter: Flag = 0
 
 
-class BodyAttributesPolicy(_Strict):
+class BodyAttributesPolicy(StrictModel):
     """``body_attributes``: every estimation off (0) by default."""
 
     estimate_basic_attributes: Flag = 0
@@ -156,7 +114,7 @@ class BodyAttributesPolicy(_Strict):
     estimate_accessories: Flag = 0
 
 
-class DetectPolicy(_Strict):
+class DetectPolicy(StrictModel):
     """``detect_policy`` (LUNA docs). Defaults: ``detect_face`` 1, ``multiface_policy`` 1
     (0 one face only, 1 all faces, 2 best face), every other flag 0, angle thresholds
     (degrees 0..180) and state lists null (= no filtering)."""
@@ -175,8 +133,8 @@ class DetectPolicy(_Strict):
     estimate_glasses: Flag = 0
     extract_exif: Flag = 0
     estimate_liveness: LivenessPolicy = LivenessPolicy()
-    liveness_states: Annotated[list[State], _LIST] | None = None
-    mask_states: Annotated[list[State], _LIST] | None = None
+    liveness_states: Annotated[list[State], CAPPED] | None = None
+    mask_states: Annotated[list[State], CAPPED] | None = None
     face_quality: FaceQualityPolicy = FaceQualityPolicy()
     body_attributes: BodyAttributesPolicy = BodyAttributesPolicy()
     pitch_threshold: Angle | None = None
@@ -184,7 +142,7 @@ class DetectPolicy(_Strict):
     yaw_threshold: Angle | None = None
 
 
-class ExtractPolicy(_Strict):
+class ExtractPolicy(StrictModel):
     """``extract_policy`` (LUNA docs). Defaults: every flag 0, ``fd_score_threshold`` 0.0."""
 
     extract_basic_attributes: Flag = 0
@@ -193,7 +151,7 @@ class ExtractPolicy(_Strict):
     fd_score_threshold: Threshold = 0.0
 
 
-class MatchPolicy(_Strict):
+class MatchPolicy(StrictModel):
     """One ``match_policy`` item (LUNA docs). ``candidates`` is required; defaults: ``label`` "",
     ``limit`` 3 (1..1000), ``targets`` null (= all), ``threshold`` null (= none)."""
 
@@ -201,28 +159,28 @@ class MatchPolicy(_Strict):
     filters: EventFilters = EventFilters()
     label: Str128 = ""
     limit: Limit = 3
-    targets: Annotated[list[MatchTarget], _LIST] | None = None
+    targets: Annotated[list[MatchTarget], CAPPED] | None = None
     threshold: Threshold | None = None
 
 
 # --- storage ---------------------------------------------------------------------------------
 
 
-class FaceSamplePolicy(_Strict):
+class FaceSamplePolicy(StrictModel):
     """``face_sample_policy``: ``store_sample`` 1 by default."""
 
     filters: EventFilters = EventFilters()
     store_sample: Flag = 1
 
 
-class BodySamplePolicy(_Strict):
+class BodySamplePolicy(StrictModel):
     """``body_sample_policy``: ``store_sample`` 1 by default."""
 
     filters: EventFilters = EventFilters()
     store_sample: Flag = 1
 
 
-class ImageOriginPolicy(_Strict):
+class ImageOriginPolicy(StrictModel):
     """``image_origin_policy``: ``store_image`` 1, ``use_external_references`` 0 by default."""
 
     filters: EventFilters = EventFilters()
@@ -230,7 +188,7 @@ class ImageOriginPolicy(_Strict):
     use_external_references: Flag = 0
 
 
-class AttributePolicy(_Strict):
+class AttributePolicy(StrictModel):
     """``attribute_policy``: ``store_attribute`` 1, ``ttl`` null (= server default) or
     1..31536000 seconds."""
 
@@ -239,24 +197,24 @@ class AttributePolicy(_Strict):
     ttl: Ttl | None = None
 
 
-class LinkToListPolicy(_Strict):
+class LinkToListPolicy(StrictModel):
     """One ``link_to_lists_policy`` item: ``list_id`` required."""
 
     list_id: UuidStr
     filters: EventFilters = EventFilters()
 
 
-class FacePolicy(_Strict):
+class FacePolicy(StrictModel):
     """``face_policy``: ``store_face`` 0 (faces are created only on request),
     ``set_sample_as_avatar`` 1, no list links by default."""
 
     filters: EventFilters = EventFilters()
     store_face: Flag = 0
     set_sample_as_avatar: Flag = 1
-    link_to_lists_policy: Annotated[list[LinkToListPolicy], _LIST] = Field(default_factory=list)
+    link_to_lists_policy: Annotated[list[LinkToListPolicy], CAPPED] = Field(default_factory=list)
 
 
-class EventPolicy(_Strict):
+class EventPolicy(StrictModel):
     """``event_policy``: ``store_event`` 1, ``wait_saving`` 0 by default."""
 
     filters: EventFilters = EventFilters()
@@ -264,14 +222,14 @@ class EventPolicy(_Strict):
     wait_saving: Flag = 0
 
 
-class NotificationPolicy(_Strict):
+class NotificationPolicy(StrictModel):
     """``notification_policy`` (fields not published; our inference): ``send_notification`` 1."""
 
     filters: EventFilters = EventFilters()
     send_notification: Flag = 1
 
 
-class StoragePolicy(_Strict):
+class StoragePolicy(StrictModel):
     """``storage_policy`` of a handler: every sub-policy present with its defaults."""
 
     face_sample_policy: FaceSamplePolicy = FaceSamplePolicy()
@@ -283,21 +241,21 @@ class StoragePolicy(_Strict):
     notification_policy: NotificationPolicy = NotificationPolicy()
 
 
-class ConditionalTag(_Strict):
+class ConditionalTag(StrictModel):
     """One ``conditional_tags_policy`` item: attach ``tag`` (1..128 chars) when filters pass."""
 
     tag: Tag
     filters: EventFilters = EventFilters()
 
 
-class HandlerPolicies(_Strict):
+class HandlerPolicies(StrictModel):
     """Handler policies (LUNA ``Policies``); ``{}`` is valid and means all defaults."""
 
     detect_policy: DetectPolicy = DetectPolicy()
     extract_policy: ExtractPolicy = ExtractPolicy()
-    match_policy: Annotated[list[MatchPolicy], _LIST] = Field(default_factory=list)
+    match_policy: Annotated[list[MatchPolicy], CAPPED] = Field(default_factory=list)
     storage_policy: StoragePolicy = Field(default_factory=StoragePolicy)
-    conditional_tags_policy: Annotated[list[ConditionalTag], _LIST] = Field(default_factory=list)
+    conditional_tags_policy: Annotated[list[ConditionalTag], CAPPED] = Field(default_factory=list)
 
 
 # --- verifier --------------------------------------------------------------------------------
@@ -315,14 +273,14 @@ class VerifierAttributePolicy(AttributePolicy):
     store_attribute: Flag = 0
 
 
-class VerifierStoragePolicy(_Strict):
+class VerifierStoragePolicy(StrictModel):
     """Verifier ``storage_policy``: only face samples and attributes."""
 
     face_sample_policy: VerifierFaceSamplePolicy = VerifierFaceSamplePolicy()
     attribute_policy: VerifierAttributePolicy = VerifierAttributePolicy()
 
 
-class VerifierPolicies(_Strict):
+class VerifierPolicies(StrictModel):
     """Verifier policies; ``verification_threshold`` 0.9 by default."""
 
     detect_policy: DetectPolicy = DetectPolicy()
@@ -334,7 +292,7 @@ class VerifierPolicies(_Strict):
 # --- request bodies --------------------------------------------------------------------------
 
 
-class HandlerBody(_Strict):
+class HandlerBody(StrictModel):
     """POST/PUT /1/handlers. The dynamic/static rule on ``policies`` is checked by the parser."""
 
     description: Str128 = ""
@@ -342,14 +300,14 @@ class HandlerBody(_Strict):
     policies: HandlerPolicies | None = None
 
 
-class VerifierBody(_Strict):
+class VerifierBody(StrictModel):
     """POST/PUT /1/verifiers."""
 
     description: Str128 = ""
     policies: VerifierPolicies = VerifierPolicies()
 
 
-class ValidatorBody(_Strict):
+class ValidatorBody(StrictModel):
     """POST /1/handlers/validator."""
 
     policies: HandlerPolicies

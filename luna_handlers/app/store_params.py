@@ -23,7 +23,7 @@ from luna_handlers.app.params import (
     _uuid,
     canonical_uuid,
 )
-from luna_handlers.app.policy_models import MAX_STR_LENGTH
+from luna_handlers.app.policy_types import MAX_STR_LENGTH
 from luna_handlers.db import EventFilters
 from luna_handlers.errors import BadInputJson
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from luna_handlers.app.policy_models import MAX_POLICY_LIST_LENGTH
+from luna_handlers.app.policy_types import MAX_POLICY_LIST_LENGTH
 
 #: Per field: None (a leaf), or whether it is a list and the model of its object(s).
 _Nested = tuple[bool, type[BaseModel]] | None

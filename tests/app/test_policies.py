@@ -22,7 +22,7 @@ from luna_handlers.app.policies import (
     validator_body_schema,
     verifier_body_schema,
 )
-from luna_handlers.app.policy_models import MAX_POLICY_LIST_LENGTH
+from luna_handlers.app.policy_types import MAX_POLICY_LIST_LENGTH
 from luna_handlers.errors import BadInputJson
 
 UUID1 = "6d8f8f9e-6a9b-4c1e-9f57-0c7e2b1d2a3f"
