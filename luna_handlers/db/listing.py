@@ -116,6 +116,10 @@ def _but_search(shape: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in shape if name not in SEARCHES)
 
 
+def _search(shape: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name for name in shape if name in SEARCHES)
+
+
 def _rows(table: sa.Table, ids: sa.Select[Any], order: tuple[sa.ColumnElement[Any], ...]
           ) -> Statement:
     """A deferred join: the page of ``ids`` (one column ``page_id``, in ``order``), then
@@ -157,8 +161,7 @@ def _walk_page(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
     """The page among the matches of the walk's rows."""
     def build(dialect: str) -> Statement:
         walk = _walk(table, shape, dialect)
-        search = [name for name in shape if name in SEARCHES]
-        return _rows(table, sa.select(walk.c.page_id).where(*_where(walk, tuple(search),
+        return _rows(table, sa.select(walk.c.page_id).where(*_where(walk, _search(shape),
                                                                    dialect)),
                      (walk.c.create_time.desc(), walk.c.page_id))
     return Prepared(build)
@@ -176,11 +179,10 @@ def _matched_page(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
     sorted. ``MATERIALIZED``: the other filters and the order must not lead the plan
     (an index walk of a rare term's list would read all of it)."""
     def build(dialect: str) -> Statement:
-        search = tuple(name for name in shape if name in SEARCHES)
         key = id_column(table).name
         columns = [table.c[name] for name in (key, "account_id", "create_time", "is_dynamic")
                    if name in table.c]
-        matched = (sa.select(*columns).where(*_where(table, search, dialect))
+        matched = (sa.select(*columns).where(*_where(table, _search(shape), dialect))
                    .cte("matched").prefix_with("MATERIALIZED"))
         # No id list here (page_rows): the other filters need no id column of "matched".
         return _rows(table, sa.select(matched.c[key].label("page_id"))
@@ -234,8 +236,7 @@ async def page_rows(database: Database, table: sa.Table, filters: ListFilters, p
     shape = tuple(params)
     params |= {"page_limit": page_size, "page_offset": (page - 1) * page_size}
     async with database.scan() as session:
-        if (database.dialect_name != "postgresql" or "ids" in shape
-                or not set(shape) & set(SEARCHES)):
+        if database.dialect_name != "postgresql" or "ids" in shape or not _search(shape):
             return await session.rows(PAGE(table, shape), params)
         params["walk_limit"] = walk_limit(page, page_size)
         rows = await session.rows(WALK_PAGE(table, shape), params)
