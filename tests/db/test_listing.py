@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from luna_handlers.db.context import HANDLER, VERIFIER
-from luna_handlers.db.listing import COUNT, PAGE, filter_params
+from luna_handlers.db.listing import COUNT, PAGE, WALK_MAX, filter_params, walk_limit
 from luna_handlers.db.records import ListFilters
 
 T = datetime(2025, 1, 1)
@@ -20,6 +20,10 @@ T = datetime(2025, 1, 1)
     (ListFilters(description=""), {}, {}),
     (ListFilters(description="50%_off/x"), {"description": "%50/%/_off//x%"},
      {"description": "%50/%/_off//x%"}),
+    # Under 3 characters (no trigram): a filter of its own name, so a statement of its own.
+    (ListFilters(description="a%"), {"description_short": "%a/%%"},
+     {"description_short": "%a/%%"}),
+    (ListFilters(description="abc"), {"description": "%abc%"}, {"description": "%abc%"}),
     (ListFilters(account_id="a", ids=("i1", "i2")), {"account_id": "a", "ids": ["i1", "i2"]},
      {"account_id": "a", "ids": ["i1", "i2"]}),
     (ListFilters(ids=[]), {"ids": []}, {"ids": []}),  # no ids at all: nothing matches
@@ -40,3 +44,9 @@ def test_one_statement_per_table_and_shape() -> None:
     assert PAGE(HANDLER, shape) is not PAGE(VERIFIER, shape)
     assert PAGE(HANDLER, shape) is not PAGE(HANDLER, ("account_id",))
     assert COUNT(HANDLER, shape) is not PAGE(HANDLER, shape)
+
+
+@pytest.mark.parametrize(("page", "size", "rows"), [
+    (1, 10, 2_000), (2, 10, 4_000), (1, 100, 20_000), (3, 100, WALK_MAX), (1000, 1, WALK_MAX)])
+def test_walk_limit(page: int, size: int, rows: int) -> None:
+    assert walk_limit(page, size) == rows

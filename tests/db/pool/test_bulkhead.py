@@ -62,6 +62,8 @@ async def test_point_requests_are_answered_while_scans_fill_their_share(pool: Ho
         assert (busy.value.code, busy.value.status) == (34014, 503)
         with pytest.raises(ScansBusy):
             await context.getHandlersCount(ListFilters(description="gate"))
+        with pytest.raises(ScansBusy):  # a search, however many statements it sends
+            await context.getHandlers(ListFilters(description="gate"))
         # Reads by id and writes have connections of their own.
         record = await context.getHandler(handler_id)
         assert record is not None and record.description == "gate"
