@@ -172,8 +172,9 @@ class MatchIndex:
         if self._entries.get(key) is not entry:  # flushed meanwhile: answer, do not keep
             return outcome
         self._descriptors += entry.size - held
-        if not listed:
-            self._drop(key)  # a list that does not exist (any more) is not kept
+        if not listed:  # a list that does not exist (any more): no members, not kept
+            self._drop(key)
+            entry.members = Members.of_rows((), key[3])
         elif entry.size + ENTRY_COST > self._capacity:
             self._drop(key)
             self._oversize[key] = time.monotonic() + OVERSIZE_PAUSE
