@@ -33,6 +33,7 @@ import psutil
 from bench.engine.matching import random_descriptors
 from luna_handlers.config import FailoverSettings
 from luna_handlers.db import DBContext, FaceMatchFilters, FaceWrite
+from luna_handlers.db.context import MATCH_CACHE
 from luna_handlers.db.dialects.postgresql.backend import pg_backend
 from luna_handlers.db.dialects.postgresql.dsn import parse_pg_dsn
 from luna_handlers.db.hosts import HostPort
@@ -90,7 +91,9 @@ def _line(name: str, text: str) -> None:
 async def _index_cases(db: DBContext, writer: DBContext, account_id: str, list_id: str, *,
                        repeats: int, warm: int) -> None:
     """The matching index: cold probe, warm probes, a probe after 100 added faces."""
-    cached = DBContext(db.database)  # a fresh index: the first probe loads the list
+    # A fresh index (the first probe loads the list), bounded above the list and the faces
+    # added below: at the default bound a list of exactly 1,000,000 fits, not one more.
+    cached = DBContext(db.database, MATCH_CACHE + 10_000)
     filters = FaceMatchFilters(list_id=list_id)
 
     def call(probe: bytes) -> Awaitable[object]:

@@ -18,8 +18,9 @@ Failover: an entry is only good on the server it was read from (an asynchronous 
 may lack rows), so a new pool generation drops every entry, and so does a probe whose read
 ran while the pool switched; a server whose xmin went back below W (same address, other
 server) reloads. The log keeps :data:`RETENTION` (see :meth:`MatchIndex.prune`); an entry
-behind what was pruned reloads. Memory: at most ``capacity`` descriptors per process, least
-recently used lists dropped first; a list bigger than that stays on the SQL path.
+behind what was pruned reloads. Memory: at most ``capacity`` descriptors and one list per 64
+of them per process, least recently used lists dropped first; a list bigger than the bound
+stays on the SQL path.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ from luna_handlers.errors import DatabaseError
 logger = logging.getLogger("luna_handlers.db")
 
 RETENTION = 3600.0  # seconds of log kept; an entry idle for longer reloads
-ENTRY_COST = 64  # descriptors an entry counts for beyond its members (its ids and dicts)
+#: Lists held at most per descriptor of the bound: an empty list's entry costs memory too
+#: (~1 KB), so lists of other accounts or of no faces cannot pile up without limit.
+LISTS_PER_DESCRIPTOR = 1 / 64
 OVERSIZE_PAUSE = 60.0  # seconds a list found bigger than the bound stays on the SQL path
 
 Key = tuple[str, str, int, int]  # account, list, descriptor version, descriptor bytes
@@ -68,6 +71,12 @@ class _Entry:
     @property
     def size(self) -> int:
         return 0 if self.members is None else self.members.size
+
+    def release(self) -> None:
+        """A scoring ended."""
+        self.readers -= 1
+        if not self.readers:
+            self.idle.set()
 
 
 class MatchIndex:
@@ -131,13 +140,17 @@ class MatchIndex:
                 return None
             entry.readers += 1
             entry.idle.clear()
-        try:
-            return await asyncio.to_thread(members.match, descriptor, limit)
-        finally:
-            entry.readers -= 1
-            if not entry.readers:
-                entry.idle.set()
-            metrics.count_probe(outcome)
+        loop = asyncio.get_running_loop()
+
+        def score() -> list[FaceMatch]:
+            try:
+                return members.match(descriptor, limit)
+            finally:  # when the thread is done, even if the caller was cancelled meanwhile
+                loop.call_soon_threadsafe(entry.release)
+
+        found = await loop.run_in_executor(None, score)
+        metrics.count_probe(outcome)
+        return found
 
     async def prune(self) -> int:
         """Delete the log rows of transactions that ended before a horizon recorded at least
@@ -183,9 +196,11 @@ class MatchIndex:
         if not listed:  # a list that does not exist (any more): no members, not kept
             self._drop(key)
             entry.members = Members.of_rows((), key[3])
-        elif entry.size + ENTRY_COST > self._capacity:
+        elif entry.size > self._capacity:
             self._drop(key)
-            self._oversize[key] = time.monotonic() + OVERSIZE_PAUSE
+            now = time.monotonic()
+            self._oversize = {k: until for k, until in self._oversize.items() if until > now}
+            self._oversize[key] = now + OVERSIZE_PAUSE
             outcome = "sql"
         else:
             self._evict_for(key)
@@ -257,7 +272,8 @@ class MatchIndex:
     def _evict_for(self, key: Key) -> None:
         """Least recently used lists go until everything fits the bound (``key`` stays)."""
         self._entries.move_to_end(key)
-        while self._descriptors + ENTRY_COST * len(self._entries) > self._capacity:
+        most_lists = max(1, int(self._capacity * LISTS_PER_DESCRIPTOR))
+        while self._descriptors > self._capacity or len(self._entries) > most_lists:
             oldest = next(iter(self._entries))
             if oldest == key:
                 return

@@ -15,7 +15,6 @@ from prometheus_client import REGISTRY
 
 from luna_handlers.db import DBContext, FaceMatch, FaceMatchFilters, FaceWrite
 from luna_handlers.db.match_index import MatchIndex
-from luna_handlers.db.match_index.index import ENTRY_COST
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.schema.migrate import upgrade
 from luna_handlers.pgserver.cluster import PgCluster
@@ -204,8 +203,8 @@ async def test_the_bound_evicts_the_least_recently_used_list(instances: Instance
     acc = str(uuid.uuid4())
     first, _ = await new_list(instances.writer, acc, vectors(60, 12))
     second, _ = await new_list(instances.writer, acc, vectors(60, 13))
-    big, _ = await new_list(instances.writer, acc, vectors(2 * ENTRY_COST + 150, 14))
-    small = DBContext(instances.reader_pool, 2 * ENTRY_COST + 140)
+    big, _ = await new_list(instances.writer, acc, vectors(141, 14))
+    small = DBContext(instances.reader_pool, 140)
     index = small.matchIndex
     assert index is not None
     target = vectors(1, 15)[0]
@@ -217,7 +216,7 @@ async def test_the_bound_evicts_the_least_recently_used_list(instances: Instance
     assert third == await probe(instances.sql, acc, first, target)
     await instances.writer.attachFacesToList(first, [
         face.face_id for face in await instances.writer.getFaces(acc, second, pageSize=30)], acc)
-    await probe(small, acc, first, target)  # 90 + 60 + two entries: over the bound
+    await probe(small, acc, first, target)  # 90 + 60: over the bound
     assert index.holds(acc, first, VERSION, DIM * 4)
     assert not index.holds(acc, second, VERSION, DIM * 4)
     assert index.descriptors == 90
@@ -225,6 +224,15 @@ async def test_the_bound_evicts_the_least_recently_used_list(instances: Instance
     assert await probe(small, acc, big, target) == await probe(instances.sql, acc, big, target)
     assert not index.holds(acc, big, VERSION, DIM * 4)
     assert await probe(small, acc, big, target) == await probe(instances.sql, acc, big, target)
+    # Lists count too (an empty one costs memory): a bound of 64 descriptors holds one list.
+    tiny = DBContext(instances.reader_pool, 64)
+    assert tiny.matchIndex is not None
+    empty = await instances.writer.createList(acc)
+    for list_id in (empty, second):
+        assert await probe(tiny, acc, list_id, target) == await probe(
+            instances.sql, acc, list_id, target)
+    assert not tiny.matchIndex.holds(acc, empty, VERSION, DIM * 4)
+    assert tiny.matchIndex.holds(acc, second, VERSION, DIM * 4)
 
 
 async def test_an_entry_behind_the_pruned_log_reloads(instances: Instances) -> None:
