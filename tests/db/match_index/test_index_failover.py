@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,20 +12,11 @@ from luna_handlers.db import DBContext, FaceMatchFilters, FaceWrite
 from luna_handlers.db.pool.failover import FailoverDatabase
 from luna_handlers.pgserver.cluster import PgCluster
 from tests.db.match_index.test_index import VERSION, probes_total, vectors
-from tests.db.pool.test_failover import FAST, Hosts, fresh_hosts, metric, open_pair, until
+from tests.db.pool import test_failover
+from tests.db.pool.test_failover import metric, until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def hosts(shared_tmp: Path) -> Iterator[Hosts]:
-    yield from fresh_hosts(shared_tmp)
-
-
-@pytest.fixture
-async def pair(hosts: Hosts) -> AsyncIterator[tuple[PgCluster, PgCluster, FailoverDatabase]]:
-    async for made in open_pair(hosts, FAST):
-        yield made
+hosts, pair = test_failover.hosts, test_failover.pair  # the fixtures: primary + sync standby
 
 
 async def test_a_pool_switch_drops_every_list(
