@@ -157,6 +157,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         # API.max_body_size (1 MiB) is for JSON; image requests may carry several photos.
         "max_request_bytes": Key(int, 32 * 1024 * 1024, _range(1, 1 << 31),
                                  doc="largest body of a request with images, bytes"),
+        "matching_cache_descriptors": Key(
+            int, 1_000_000, _range(0, 1 << 31),
+            doc="descriptors each worker process holds for matching by list (~0.7 KB "
+                "each); 0 = matching by list reads the database per probe (postgres only)"),
     },
 }
 
@@ -243,6 +247,7 @@ class EngineSettings:
     detect_long_side: int
     detection_threshold: float
     max_request_bytes: int
+    matching_cache_descriptors: int = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,17 @@
 """Matching against a real database: ``python -m bench.engine.matching_db``.
 
 Starts a throw-away PostgreSQL (the embedded server's binaries), stores N random normalised
-descriptors as faces of one list, and times one probe through ``DBContext.matchFaces`` (the
-portable path: SQL selects the candidates, numpy scores them in a thread), beside pgvector's
-exact scan (``ORDER BY embedding <#> probe``, no index) on the same rows when the server has
-the extension, for deciding whether the optional pgvector path would pay.
+descriptors as faces of one list, and times one probe through ``DBContext.matchFaces``, side
+by side in one run:
+
+* the SQL path (SQL selects the candidates, numpy scores them in a thread), by list (a DB
+  context with the matching index off) and over the whole account;
+* the matching index (``luna_handlers.db.match_index``) on the same list: its first, cold
+  probe (the list read whole), warm probes (one delta round trip + numpy) p50/p99, and a
+  probe right after 100 faces were added to the list through another DB context (another
+  "instance", own pool), with what holding the list costs in memory;
+* pgvector's exact scan (``ORDER BY embedding <#> probe``, no index) on the same rows when the
+  server has the extension.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ from pathlib import Path
 
 import asyncpg
 import numpy as np
+import psutil
 
 from bench.engine.matching import random_descriptors
 from luna_handlers.config import FailoverSettings
-from luna_handlers.db import DBContext, FaceMatchFilters
+from luna_handlers.db import DBContext, FaceMatchFilters, FaceWrite
+from luna_handlers.db.context import MATCH_CACHE
 from luna_handlers.db.dialects.postgresql.backend import pg_backend
 from luna_handlers.db.dialects.postgresql.dsn import parse_pg_dsn
 from luna_handlers.db.hosts import HostPort
@@ -58,28 +67,69 @@ async def _fill(conn: asyncpg.Connection, account_id: str, list_id: str, count: 
     await conn.execute("ANALYZE")
 
 
-async def _time(call: Callable[[bytes], Awaitable[object]], repeats: int) -> tuple[float, float]:
+async def _times(call: Callable[[bytes], Awaitable[object]], repeats: int,
+                 warm_up: bool = True) -> list[float]:
     probes = random_descriptors(repeats + 1, np.random.default_rng(11))
-    await call(probes[0].tobytes())  # warm-up (and the statement prepared)
+    if warm_up:
+        await call(probes[0].tobytes())  # the statement prepared (and the list loaded)
     times = []
     for probe in probes[1:]:
         began = time.perf_counter()
         await call(probe.tobytes())
         times.append((time.perf_counter() - began) * 1e3)
-    return statistics.median(times), max(times)
+    return times
 
 
-async def _run(cluster: PgCluster, count: int, repeats: int, vector: bool) -> None:
+def _p(times: list[float], q: float) -> float:
+    return float(np.percentile(times, q))
+
+
+def _line(name: str, text: str) -> None:
+    print(f"  {name:<34} {text}", flush=True)
+
+
+async def _index_cases(db: DBContext, writer: DBContext, account_id: str, list_id: str, *,
+                       repeats: int, warm: int) -> None:
+    """The matching index: cold probe, warm probes, a probe after 100 added faces."""
+    # A fresh index (the first probe loads the list), bounded above the list and the faces
+    # added below: at the default bound a list of exactly 1,000,000 fits, not one more.
+    cached = DBContext(db.database, MATCH_CACHE + 10_000)
+    filters = FaceMatchFilters(list_id=list_id)
+
+    def call(probe: bytes) -> Awaitable[object]:
+        return cached.matchFaces(account_id, probe, filters, 10, 1)
+
+    rss = psutil.Process().memory_info().rss
+    cold = await _times(call, 1, warm_up=False)
+    held = psutil.Process().memory_info().rss - rss
+    _line("index, cold (first) probe", f"{cold[0]:8.1f} ms  (RSS +{held / 2**20:,.0f} MB)")
+    times = await _times(call, warm)
+    _line(f"index, warm ({warm} probes)",
+          f"p50 {_p(times, 50):8.1f} ms  p99 {_p(times, 99):8.1f} ms")
+    after = []
+    for rounds in range(max(3, repeats)):
+        for row in random_descriptors(100, np.random.default_rng(100 + rounds)):
+            await writer.createFace(account_id, FaceWrite(row.tobytes(), 1,
+                                                          list_ids=(list_id,)))
+        after += await _times(call, 1, warm_up=False)
+    _line(f"index, after +100 faces ({len(after)}x)",
+          f"p50 {_p(after, 50):8.1f} ms  max {max(after):8.1f} ms")
+
+
+async def _run(cluster: PgCluster, count: int, *, repeats: int, warm: int, vector: bool
+               ) -> None:
     cluster.psql(f"DROP DATABASE IF EXISTS {DBNAME}")
     cluster.ensure_database(USER, PASSWORD, DBNAME)
     if vector:
         cluster.psql("CREATE EXTENSION IF NOT EXISTS vector", DBNAME)
     dsn = parse_pg_dsn(f"{USER}:{PASSWORD}@{cluster.host}:{cluster.port}/{DBNAME}")
-    pool = HostPool(pg_backend(dsn, 2, FAILOVER), HostPort(cluster.host, cluster.port))
+    host = HostPort(cluster.host, cluster.port)
+    pool = HostPool(pg_backend(dsn, 2, FAILOVER), host)
+    other = HostPool(pg_backend(dsn, 2, FAILOVER), host)  # the writing "instance"
     try:
         async with pool.engine.connect() as conn:
             await upgrade(conn)
-        db = DBContext(pool)
+        db = DBContext(pool, 0)  # the SQL path
         account_id = str(uuid.uuid4())
         list_id = await db.createList(account_id)
         raw = await asyncpg.connect(host=cluster.host, port=cluster.port, user=USER,
@@ -92,10 +142,10 @@ async def _run(cluster: PgCluster, count: int, repeats: int, vector: bool) -> No
             await _fill(raw, account_id, list_id, count, vector)
             print(f"{count:>9,} faces stored in {time.perf_counter() - began:.1f} s", flush=True)
             cases: dict[str, Callable[[bytes], Awaitable[object]]] = {
-                "matchFaces, whole account": lambda probe: db.matchFaces(
-                    account_id, probe, FaceMatchFilters(), 10, 1),
-                "matchFaces, by list": lambda probe: db.matchFaces(
+                "SQL path, by list": lambda probe: db.matchFaces(
                     account_id, probe, FaceMatchFilters(list_id=list_id), 10, 1),
+                "SQL path, whole account": lambda probe: db.matchFaces(
+                    account_id, probe, FaceMatchFilters(), 10, 1),
             }
             if vector:
                 cases["pgvector exact <#> scan"] = lambda probe: raw.fetch(
@@ -103,11 +153,16 @@ async def _run(cluster: PgCluster, count: int, repeats: int, vector: bool) -> No
                     "LIMIT 10", "[" + ",".join(map(str, np.frombuffer(
                         probe, "<f4").tolist())) + "]")
             for name, call in cases.items():
-                p50, worst = await _time(call, repeats)
-                print(f"  {name:<28} p50 {p50:8.1f} ms  max {worst:8.1f} ms", flush=True)
+                times = await _times(call, repeats)
+                _line(f"{name} ({repeats} probes)",
+                      f"p50 {statistics.median(times):8.1f} ms  max {max(times):8.1f} ms")
+                if name == "SQL path, by list":
+                    await _index_cases(db, DBContext(other), account_id, list_id,
+                                       repeats=repeats, warm=warm)
         finally:
             await raw.close()
     finally:
+        await other.close()
         await pool.close()
 
 
@@ -116,7 +171,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.engine.matching_db",
                                      description=__doc__)
     parser.add_argument("--sizes", default="100000,1000000", help="face counts")
-    parser.add_argument("--repeats", type=int, default=20, help="probes per case")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="probes per SQL case (and rounds of +100 faces)")
+    parser.add_argument("--warm", type=int, default=200, help="warm probes of the index")
     parser.add_argument("--no-pgvector", action="store_true", help="skip the pgvector case")
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="luna-bench-matching-"))
@@ -128,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cluster.initdb()
         cluster.start()
         for size in (int(n) for n in args.sizes.split(",")):
-            asyncio.run(_run(cluster, size, args.repeats, not args.no_pgvector))
+            asyncio.run(_run(cluster, size, repeats=args.repeats, warm=args.warm,
+                             vector=not args.no_pgvector))
     finally:
         cluster.stop("immediate")
         shutil.rmtree(base, ignore_errors=True)

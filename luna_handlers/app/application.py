@@ -125,7 +125,7 @@ def create_app(
         async with database_factory() as database, open_engine() as engine:
             app.state.engine = engine
             app.state.database = database
-            app.state.db = DBContext(database)
+            app.state.db = DBContext(database, settings.engine.matching_cache_descriptors)
             app.state.cache, feed = cache_following(settings.api.cache_size, database)
             if feed is not None:
                 feed.start()

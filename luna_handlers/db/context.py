@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from luna_handlers.config import ENGINE_SECTION, SCHEMA
 from luna_handlers.db.database import Database
+from luna_handlers.db.match_index import MatchIndex
 from luna_handlers.db.prepared import Prepared
 from luna_handlers.db.records import HandlerRecord, ListFilters, VerifierRecord
 from luna_handlers.db.stores.events import EventStore
@@ -26,6 +28,7 @@ from luna_handlers.db.stores.verifiers import VERIFIER, VerifierStore
 # The records and filters are part of the DB-context API: importable from here too.
 __all__ = ["HANDLER", "VERIFIER", "DBContext", "HandlerRecord", "ListFilters", "VerifierRecord"]
 
+MATCH_CACHE: int = SCHEMA[ENGINE_SECTION]["matching_cache_descriptors"].default
 PING = Prepared(lambda _dialect: sa.select(sa.literal_column("1")))
 
 
@@ -33,8 +36,12 @@ class DBContext(HandlerStore, VerifierStore, ListStore, FaceStore, EventStore, S
                 MatchStore):
     """All reads and writes of the service's objects."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, match_cache: int = MATCH_CACHE) -> None:
+        """``match_cache``: the matching index's bound (0: matching by list takes
+        the SQL path; the index still prunes the log). PostgreSQL only."""
         self.database = database
+        self.matchIndex = (MatchIndex(database, match_cache)
+                           if database.dialect_name == "postgresql" else None)
 
     async def ping(self) -> None:
         """One cheap round trip to the database (health checks)."""

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luna_handlers.db.changes import ChangeFeed
+from luna_handlers.db.hosts import HostPort
 from luna_handlers.db.prepared import Prepared, Row
 
 #: The isolation level of every connection the dialects open: each statement commits itself.
@@ -98,6 +99,11 @@ class Database(Protocol):
 
     def status(self) -> dict[str, Any]:
         """Facts for the health check (no secrets)."""
+        ...
+
+    def active_host(self) -> tuple[HostPort, int] | None:
+        """The host requests use now and the pool's generation (a new one after every
+        switch); None while there is no pool."""
         ...
 
     def changes(self, on_change: Callable[[str], None], on_reset: Callable[[], None],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,9 @@ from luna_handlers.db.store_records import (
 from luna_handlers.db.stores.common import Store
 from luna_handlers.db.stores.events import EVENT, utc_naive
 from luna_handlers.db.stores.faces import FACE, LIST_FACE
+
+if TYPE_CHECKING:
+    from luna_handlers.db.match_index import MatchIndex
 
 Vectors = npt.NDArray[np.float32]
 
@@ -74,17 +77,38 @@ def _descriptors(table: sa.Table, _shape: tuple[str, ...]) -> Prepared:
 DESCRIPTORS = StatementsByShape(_descriptors)
 
 
-def top_k(matrix: Vectors, probe: Vectors, k: int) -> list[tuple[int, float]]:
-    """(row, cosine) of the ``k`` rows most similar to ``probe``, best first."""
-    if k <= 0 or not len(matrix):
+#: Twice the largest gap between BLAS's float32 cosine and the exact one (128 products of
+#: unit vectors: under 1e-5): candidates within it of the k-th best are scored exactly.
+SLACK = 1e-4
+
+
+def top_k(matrix: Vectors, probe: Vectors, k: int, keys: Sequence[str] | None = None
+          ) -> list[tuple[int, float]]:
+    """(row, cosine) of the ``k`` rows most similar to ``probe``, best first; equal cosines
+    in the order of ``keys`` (the rows' ids), or of the rows without them.
+
+    BLAS's matrix product sums in an order that depends on where a row sits (two copies of
+    one descriptor may differ in the last bit), so it only picks the candidates: every row
+    within :data:`SLACK` of the k-th best. Their cosines are summed again in float64 the
+    same way wherever the row is, so the same rows give the same answer in any layout (the
+    SQL path's row order or the matching index's).
+    """
+    size = len(matrix)
+    if k <= 0 or not size:
         return []
     scores = matrix @ probe
-    best = np.argpartition(scores, -k)[-k:] if k < len(scores) else np.arange(len(scores))
-    best = best[np.lexsort((best, -scores[best]))]  # ties: the earlier row first
-    return [(int(row), float(scores[row])) for row in best]
+    if k < size:
+        kth = np.partition(scores, size - k)[size - k]
+        rows = np.flatnonzero(scores >= kth - SLACK)
+    else:
+        rows = np.arange(size)
+    exact = (matrix[rows].astype(np.float64) * probe.astype(np.float64)).sum(axis=1)
+    tie: Sequence[Any] = range(size) if keys is None else keys
+    order = sorted(range(len(rows)), key=lambda i: (-exact[i], tie[int(rows[i])]))[:k]
+    return [(int(rows[i]), float(exact[i])) for i in order]
 
 
-def _score(rows: Sequence[Row], descriptor: bytes, limit: int
+def _score(rows: Sequence[Row], descriptor: bytes, limit: int, id_name: str
            ) -> list[tuple[Row, float]]:
     probe = np.frombuffer(descriptor, dtype="<f4")
     size = len(descriptor)
@@ -92,7 +116,8 @@ def _score(rows: Sequence[Row], descriptor: bytes, limit: int
               and len(row["descriptor"]) == size]
     matrix = np.frombuffer(b"".join(row["descriptor"] for row in usable),
                            dtype="<f4").reshape(len(usable), probe.size)
-    return [(usable[row], cosine) for row, cosine in top_k(matrix, probe, limit)]
+    keys = [row[id_name] for row in usable]
+    return [(usable[row], cosine) for row, cosine in top_k(matrix, probe, limit, keys)]
 
 
 def _params(account_id: str, version: int, **filters: Any) -> dict[str, Any]:
@@ -105,19 +130,30 @@ def _params(account_id: str, version: int, **filters: Any) -> dict[str, Any]:
 
 
 class MatchStore(Store):
-    """Top-k matching and descriptor lookups, always within one account."""
+    """Top-k matching and descriptor lookups, always within one account. By list alone,
+    the in-process index answers on PostgreSQL (:mod:`luna_handlers.db.match_index`)."""
+
+    matchIndex: MatchIndex | None
 
     async def matchFaces(self, accountId: str, descriptor: bytes,
                          filters: FaceMatchFilters, limit: int,
                          descriptorVersion: int) -> list[FaceMatch]:
         """The ``limit`` faces of the account most similar to ``descriptor`` (float32,
         L2-normalised, of ``descriptorVersion``) among those the filters select, best first."""
+        index = self.matchIndex
+        if index is not None:
+            await index.maybe_prune()
+            if filters.list_id is not None and filters == FaceMatchFilters(filters.list_id):
+                found = await index.match(accountId, filters.list_id, descriptor,
+                                          descriptorVersion, limit)
+                if found is not None:
+                    return found
         params = _params(accountId, descriptorVersion, list_id=filters.list_id,
                          face_ids=filters.face_ids,
                          create_time__gte=filters.create_time__gte,
                          create_time__lt=filters.create_time__lt)
         rows = await self._read(CANDIDATES(FACE, tuple(params)), params)
-        scored = await asyncio.to_thread(_score, rows, descriptor, limit)
+        scored = await asyncio.to_thread(_score, rows, descriptor, limit, "face_id")
         return [FaceMatch(row["face_id"], row["external_id"], cosine) for row, cosine in scored]
 
     async def matchEvents(self, accountId: str, descriptor: bytes,
@@ -125,11 +161,13 @@ class MatchStore(Store):
                           descriptorVersion: int) -> list[EventMatch]:
         """The ``limit`` events of the account most similar to ``descriptor`` among those
         the filters select (events stored without a descriptor are no candidates)."""
+        if self.matchIndex is not None:
+            await self.matchIndex.maybe_prune()
         params = _params(accountId, descriptorVersion, handler_ids=filters.handler_ids,
                          create_time__gte=filters.create_time__gte,
                          create_time__lt=filters.create_time__lt)
         rows = await self._read(CANDIDATES(EVENT, tuple(params)), params)
-        scored = await asyncio.to_thread(_score, rows, descriptor, limit)
+        scored = await asyncio.to_thread(_score, rows, descriptor, limit, "event_id")
         return [EventMatch(row["event_id"], row["face_id"], cosine) for row, cosine in scored]
 
     async def getFaceDescriptors(self, accountId: str, faceIds: Sequence[str]

@@ -30,6 +30,7 @@ from luna_handlers.db.database import Session
 from luna_handlers.db.dialects import dialect_for
 from luna_handlers.db.dialects.oracle.connect import oracle_connect_args, oracle_engine
 from luna_handlers.db.dialects.oracle.dsn import oracle_dsn_from_settings
+from luna_handlers.db.hosts import HostPort
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.prepared import Prepared, Row, Statement
 from luna_handlers.db.schema import store_models  # noqa: F401  (the stores' tables)
@@ -148,7 +149,7 @@ STORE_TABLES = ("list", "face", "list_face", "event", "sample")
 STORE_SECTION = "".join(f"{STORE_DDL[name]};\n\n" for name in STORE_TABLES) + "".join(
     f"{index};\n\n" for name in STORE_TABLES for index in INDEXES[name])
 EXPECTED_SCRIPT = f"""\
--- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0004.
+-- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0005.
 -- Made by 'luna-handlers db sql --db-type oracle'. Run it as is, as the schema owner, in
 -- SQL*Plus or SQLcl: sqlplus user/password@//host:1521/service @luna_handlers.sql
 -- Every SQL statement ends with ';' (a PL/SQL block would end with '/' on its own line).
@@ -209,6 +210,12 @@ DROP INDEX ix_verifier_account_id_create_time;
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 
 COMMIT;
+
+-- Running upgrade 0004 -> 0005
+
+UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
+
+COMMIT;
 """
 
 
@@ -245,7 +252,7 @@ def test_offline_script_is_the_reviewed_one() -> None:
 
 def test_offline_script_runs_as_is_in_sqlplus() -> None:
     statements = sqlplus_read(offline_sql("oracle"))
-    assert len(statements) == 32  # 24 DDL, 4 version-table changes, 4 COMMIT
+    assert len(statements) == 34  # 24 DDL, 5 version-table changes, 5 COMMIT
     for index, statement in enumerate(statements):
         without_literals = re.sub(r"'(?:[^']|'')*'", "''", statement)
         assert not re.search(r":\w", without_literals), f"bind variable in {statement!r}"
@@ -272,7 +279,7 @@ def test_sqlplus_conventions_for_what_later_revisions_may_hold() -> None:
 
 def test_postgres_offline_sql_keeps_its_own_form() -> None:
     ddl = offline_sql("postgres")
-    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 4  # one per revision
+    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 5  # one per revision
     assert "WHENEVER" not in ddl and "\n/\n" not in ddl
 
 
@@ -368,6 +375,9 @@ class OracleCodePath:
 
     def status(self) -> dict[str, Any]:
         return self.pool.status()
+
+    def active_host(self) -> tuple[HostPort, int]:
+        return self.pool.active_host()
 
     def changes(self, on_change: Callable[[str], None], on_reset: Callable[[], None],
                 name: str | None = None) -> None:
