@@ -180,7 +180,7 @@ def test_repr_hides_secrets() -> None:
 
 
 def test_readme_documents_every_key() -> None:
-    from luna_handlers.config import SCHEMA
+    from luna_handlers.config_schema import SCHEMA
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     missing = [f"{section}.{key}" for section, keys in SCHEMA.items() for key in keys

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from luna_handlers.config import ENGINE_SECTION, SCHEMA
+from luna_handlers.config_schema import ENGINE_SECTION, SCHEMA
 from luna_handlers.db.database import Database
 from luna_handlers.db.match_index import MatchIndex
 from luna_handlers.db.prepared import Prepared

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from luna_handlers.config import SCHEMA
+from luna_handlers.config_schema import SCHEMA
 from tests.ha import configs
 from tests.ha.install import InstallLog, Unavailable, ensure_tools
 from tests.ha.report import Report

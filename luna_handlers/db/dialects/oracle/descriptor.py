@@ -12,7 +12,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from luna_handlers.config import ORACLE_DEFAULT_PORT
+from luna_handlers.config_schema import ORACLE_DEFAULT_PORT
 from luna_handlers.db.hosts import DsnError, HostPort
 
 NAME_RE = re.compile(r"[A-Za-z0-9._$#-]+")  # service names and SIDs

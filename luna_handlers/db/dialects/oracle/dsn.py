@@ -43,7 +43,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from luna_handlers.config import ORACLE_DEFAULT_PORT, DBSettings
+from luna_handlers.config import DBSettings
+from luna_handlers.config_schema import ORACLE_DEFAULT_PORT
 from luna_handlers.db.dialects.oracle.descriptor import (
     NAME_RE,
     first_of,
