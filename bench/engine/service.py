@@ -9,21 +9,24 @@ inference:
 * saturation: a closed loop with ``workers + 2`` connections (the engine queue never runs
   dry) for the given seconds: images/s, p50, p99;
 * 80 %: an open loop, Poisson arrivals at 0.8 x the saturated rate, for the same seconds:
-  p50, p99 (the issue's goal: p99 <= 3 x p50).
+  p50, p99 (the issue's goal: p99 <= 3 x p50);
+* the CPU each image costs in the HTTP process, the engine workers and PostgreSQL during
+  the saturated run (:class:`CpuMeter`): what the service adds to the engine's own work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 import urllib.request
 from dataclasses import dataclass
 
+import psutil
+
 from bench.api.data import BenchDatabase, start_database
 from bench.api.servers import Server, start_ours
-from bench.engine.workload import Result
+from bench.engine.workload import Result, poisson_arrivals
 
 ACCOUNT = "4f1c7f0e-8d7a-4b1e-9a0e-1c2d3e4f5a6b"
 POLICIES = {"extract_policy": {"extract_face_descriptor": 1}}
@@ -80,14 +83,14 @@ async def _closed(target: _Target, images: list[bytes], connections: int,
     return len(latencies), latencies, time.perf_counter() - began
 
 
-async def _open(target: _Target, images: list[bytes], rate: float,
-                seconds: float) -> tuple[int, list[float], float]:
-    """Poisson arrivals at ``rate``/s; each request on an idle (or a new) connection."""
+async def _open(target: _Target, images: list[bytes],
+                arrivals: list[float]) -> tuple[int, list[float], float]:
+    """One request at each of ``arrivals`` (s from now), each on an idle (or a new)
+    connection."""
     latencies: list[float] = []
     # (connection, idle since); uvicorn closes a keep-alive connection idle for 5 s.
     idle: list[tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], float]] = []
     tasks = []
-    rng = random.Random(7)
 
     async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         while idle:
@@ -105,22 +108,61 @@ async def _open(target: _Target, images: list[bytes], rate: float,
         idle.append((conn, time.perf_counter()))
 
     began = time.perf_counter()
-    next_at = began
-    index = 0
-    while next_at < began + seconds:
-        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    for index, offset in enumerate(arrivals):
+        await asyncio.sleep(max(0.0, began + offset - time.perf_counter()))
         tasks.append(asyncio.create_task(one(images[index % len(images)])))
-        index += 1
-        next_at += rng.expovariate(rate)
     await asyncio.gather(*tasks)
     for (_, writer), _since in idle:
         writer.close()
     return len(latencies), latencies, time.perf_counter() - began
 
 
+class CpuMeter:
+    """CPU seconds (user + system) of the service's processes between two readings: the
+    HTTP process, its engine workers (its child processes) and the PostgreSQL server's;
+    independent of how loaded the machine is, unlike the images/s."""
+
+    def __init__(self, server: Server, database: BenchDatabase) -> None:
+        main = psutil.Process(server.process.pid)
+        postmaster = database.cluster.postmaster()
+        assert postmaster is not None
+        self._groups = {"http process": [main], "engine workers": main.children(recursive=True),
+                        "postgres": [postmaster]}
+        self._start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        self._groups["postgres"] = self._groups["postgres"][:1] + \
+            self._groups["postgres"][0].children(recursive=True)
+        return {name: sum(_cpu(proc) for proc in procs) for name, procs in self._groups.items()}
+
+    def per_image(self, images: int) -> dict[str, float]:
+        """Milliseconds of CPU per image of each group since the meter was made. Postgres
+        backends that ended meanwhile are missed (the service keeps its connections)."""
+        end = self._read()
+        return {name: 1e3 * (end[name] - self._start[name]) / images for name in end}
+
+
+def _cpu(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
+
+
+@dataclass(frozen=True)
+class ServiceRun:
+    """What one service run measured."""
+
+    saturated: Result
+    loaded: Result
+    arrivals: list[float]
+    cpu_ms: dict[str, float]  # per image at saturation, by process group
+
+
 def run_service(images: list[bytes], workers: int, seconds: float,
-                db: BenchDatabase | None = None) -> tuple[Result, Result]:
-    """(saturated, at 80 %) through a service with ``workers`` engine processes."""
+                db: BenchDatabase | None = None) -> ServiceRun:
+    """Saturated and at 80 % through a service with ``workers`` engine processes."""
     own = db is None
     database = db or start_database(handlers=1)
     server = start_ours(database, 1,
@@ -128,13 +170,15 @@ def run_service(images: list[bytes], workers: int, seconds: float,
     try:
         target = _Target(server.port, f"/1/handlers/{_create_handler(server)}/events")
         asyncio.run(_closed(target, images, workers + 2, min(2.0, seconds)))  # warm-up
+        meter = CpuMeter(server, database)
         done, latencies, wall = asyncio.run(_closed(target, images, workers + 2, seconds))
         saturated = Result(f"service engine workers={workers}", done, wall, tuple(latencies))
-        done, latencies, wall = asyncio.run(_open(target, images, 0.8 * saturated.per_second,
-                                                  seconds))
-        loaded = Result(f"service at 80% ({0.8 * saturated.per_second:.1f}/s)", done, wall,
-                        tuple(latencies))
-        return saturated, loaded
+        cpu_ms = meter.per_image(done)
+        rate = 0.8 * saturated.per_second
+        arrivals = poisson_arrivals(rate, seconds)
+        done, latencies, wall = asyncio.run(_open(target, images, arrivals))
+        loaded = Result(f"service at 80% ({rate:.1f}/s)", done, wall, tuple(latencies))
+        return ServiceRun(saturated, loaded, arrivals, cpu_ms)
     finally:
         server.stop()
         if own:

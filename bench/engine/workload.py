@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import random
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +64,30 @@ class Result:
         mean = statistics.fmean(self.latencies) * 1e3
         return (f"{self.name:<34} {self.per_second:7.1f} img/s  p50 {p50:6.1f} ms  "
                 f"p99 {p99:6.1f} ms  mean {mean:6.1f} ms  (n={self.images}){ratio}")
+
+
+def poisson_arrivals(rate: float, seconds: float, seed: int = 7) -> list[float]:
+    """Arrival offsets (s) of a Poisson process at ``rate``/s over ``seconds``: the open-loop
+    load, the same sequence for the service and for :func:`ideal_pool`."""
+    rng = random.Random(seed)
+    arrivals: list[float] = []
+    at = 0.0
+    while at < seconds:
+        arrivals.append(at)
+        at += rng.expovariate(rate)
+    return arrivals
+
+
+def ideal_pool(arrivals: list[float], service_times: tuple[float, ...],
+               servers: int) -> tuple[float, ...]:
+    """Latencies of a perfect FIFO pool of ``servers`` (no overhead at all) fed ``arrivals``,
+    the n-th job taking ``service_times[n % len]``: the tail that queueing alone makes at
+    that load, the yardstick for the service's p99/p50."""
+    free = [0.0] * servers
+    latencies = []
+    for index, arrival in enumerate(arrivals):
+        start = max(arrival, heapq.heappop(free))
+        end = start + service_times[index % len(service_times)]
+        heapq.heappush(free, end)
+        latencies.append(end - arrival)
+    return tuple(latencies)

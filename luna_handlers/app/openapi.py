@@ -117,8 +117,9 @@ _EXISTS: dict[str, Any] = {"description": "the object exists; no body"}
 H, V = "/1/handlers", "/1/verifiers"
 HID, VID = f"{H}/{{handler_id}}", f"{V}/{{verifier_id}}"
 #: What every route that runs the engine on images can answer.
+#: What a body with images can be refused for (BadInputJson: a JSON body's fields).
 _ENGINE_ERRORS = (BadImage, ImageTooLarge, EngineBusy, UnsupportedImageType, BadContentType,
-                  PayloadTooLarge)
+                  PayloadTooLarge, BadInputJson)
 
 L, F, E = "/1/lists", "/1/faces", "/1/events"
 LID, FID = f"{L}/{{list_id}}", f"{F}/{{face_id}}"
@@ -205,8 +206,7 @@ OPERATIONS: tuple[Operation, ...] = (
               body_content=images_body(policies=True), not_found=HandlerNotFound,
               corrupted=HandlerCorrupted, database="write",
               also=(*_ENGINE_ERRORS, MultipleFaces, StaticHandlerPolicies,
-                      DynamicHandlerWithoutPolicies, EstimationNotAvailable, BadInputJson,
-                      ListNotFound)),
+                      DynamicHandlerWithoutPolicies, EstimationNotAvailable, ListNotFound)),
     Operation("POST", f"{VID}/verifications", "verify",
               "Compare the faces of images with stored faces and events", "processing",
               {"200": _ok("the checks", "Verifications")}, account="required",

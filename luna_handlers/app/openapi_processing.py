@@ -19,9 +19,19 @@ def images_body(*, policies: bool) -> dict[str, Any]:
     if policies:
         parts["policies"] = {"$ref": "#/components/schemas/HandlerPolicies",
                              "description": "policies of a dynamic handler (JSON)"}
+    item = {"type": "object", "additionalProperties": False, "required": ["image"],
+            "properties": {"image": {"type": "string", "contentEncoding": "base64",
+                                     "description": "the image file, base64"},
+                           "mimetype": {"type": "string", "pattern": "^image/"},
+                           "filename": {"type": "string"}}}
+    fields: dict[str, Any] = {"images": {"type": "array", "items": item, "minItems": 1}}
+    if policies:
+        fields["policies"] = parts["policies"]
     return {"image/*": {"schema": {"type": "string", "format": "binary"}},
             "multipart/form-data": {"schema": {"type": "object", "properties": parts,
-                                               "required": ["image"]}}}
+                                               "required": ["image"]}},
+            JSON: {"schema": {"type": "object", "properties": fields, "required": ["images"],
+                              "additionalProperties": False}}}
 
 
 def raw_body() -> dict[str, Any]:

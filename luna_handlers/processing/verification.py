@@ -6,7 +6,8 @@ extracted: a check needs it); similarity is the engine's mapping of the cosine a
 is ``similarity >= verification_threshold``. Candidates are looked up in the request's
 account before any image is processed: unknown ones (another account's included) are one
 404 naming them. Descriptors of another engine version are never compared: such a candidate
-counts as unknown. The verifier's ``face_sample_policy`` stores the faces' samples.
+counts as unknown. The verifier's ``face_sample_policy`` stores the faces' samples, in one
+write.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from luna_handlers.db import DBContext, DescriptorLookup
+from luna_handlers.db import DBContext, DescriptorLookup, SampleWrite
 from luna_handlers.engine import DESCRIPTOR_VERSION, FaceEngine, similarity_of
 from luna_handlers.errors import EventNotFound, FaceNotFound
 from luna_handlers.processing.detection import ImageJob, faces_of
@@ -82,20 +83,21 @@ async def verify_images(engine: FaceEngine, db: DBContext, policies: Mapping[str
                         account_id: str, candidates: Sequence[Candidate]
                         ) -> list[dict[str, Any]]:
     """The ``images`` of a verification answer: every face of every image against every
-    candidate. Samples are stored (one at a time, each on its own) only after every image
-    was processed."""
+    candidate. The samples are stored only after every image was processed, all in one
+    write: all of them or none."""
     threshold = policies["verification_threshold"]
     detect_time = rfc3339(now_utc())
     per_image = await asyncio.gather(*(faces_of(engine, job, policies, extract=True)
                                        for job in jobs))
     images = []
+    samples: list[SampleWrite] = []
     for filename, faces in zip(filenames, per_image, strict=True):
         detections = []
         for face in faces:
             sample = sample_of(policies["storage_policy"]["face_sample_policy"], {},
                                face.warp_jpeg)
             if sample is not None:
-                await db.storeSample(account_id, sample)
+                samples.append(sample)
             probe = vector_of(descriptor_bytes(face) or b"")
             checks = []
             for candidate in candidates:
@@ -108,4 +110,5 @@ async def verify_images(engine: FaceEngine, db: DBContext, policies: Mapping[str
                                "verifications": checks})
         images.append({"filename": filename, "status": 1,
                        "detections": {"face_detections": detections}})
+    await db.storeSamples(account_id, samples)
     return images

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -158,8 +159,11 @@ async def test_request_errors(client: httpx.AsyncClient) -> None:
     assert_error(await post_events(client, account, static, image, image_type=2), 400, 36003)
     assert_error(await post_events(client, account, static, image, bogus=1), 400, 12012)
     assert_error(await post_events(client, account, static, b"not an image"), 400, 35002)
-    assert_error(await client.post(url, content=b"{}", headers={
-        **acc(account), "Content-Type": "application/json"}), 400, 12017)
+    assert_error(await client.post(url, content=b"x", headers={
+        **acc(account), "Content-Type": "text/plain"}), 400, 12017)
+    assert_error(await client.post(url, json={}, headers=acc(account)), 400, 12022)
+    assert_error(await client.post(url, json={"images": [{"image": "bad base64"}]},
+                                   headers=acc(account)), 400, 12022)
     assert_error(await client.post(url, headers=acc(account), **multipart([image], POLICIES)),
                  403, 34007)
     assert_error(await post_events(client, account, dynamic, image), 400, 36002)
@@ -190,6 +194,23 @@ async def test_dynamic_handler_with_several_images_and_event_times(
     assert [len(e["detections"]) for e in events] == [1, 0, 1]
     assert {(e["create_time"], e["end_time"]) for e in events} == {
         ("2026-01-31T10:00:00.000000Z", "2026-01-31T10:00:05.000000Z")}
+
+
+async def test_json_body_with_base64_images(client: httpx.AsyncClient) -> None:
+    account = new_account()
+    dynamic = await create_handler(client, account, is_dynamic=True, policies=None)
+    images = [{"image": base64.b64encode(photo(name)).decode(), "mimetype": "image/jpeg"}
+              for name in ("astronaut", "coffee")]
+    response = await client.post(f"/1/handlers/{dynamic}/events", headers=acc(account), json={
+        "images": images, "policies": {"detect_policy": {"multiface_policy": 2}}})
+    assert response.status_code == 201, response.text
+    assert [len(e["detections"]) for e in response.json()["events"]] == [1, 0]
+    static = await create_handler(client, account)
+    assert_error(await client.post(f"/1/handlers/{static}/events", headers=acc(account),
+                                   json={"images": images[:1], "policies": {}}), 403, 34007)
+    assert_error(await client.post(f"/1/handlers/{static}/events", headers=acc(account),
+                                   json={"images": [{**images[0], "face_bounding_boxes": []}]}),
+                 400, 12022)
 
 
 async def test_warp_input(app: Starlette, client: httpx.AsyncClient) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
+import orjson
 import pytest
 from starlette.requests import Request
 from starlette.types import Message
 
 from luna_handlers.app.application import create_app
 from luna_handlers.app.image_body import read_images
-from luna_handlers.errors import BadContentType, PayloadTooLarge
+from luna_handlers.errors import BadContentType, BadInputJson, PayloadTooLarge
 from tests.app.conftest import make_settings
 
 
@@ -58,8 +61,9 @@ def _files(*names: str) -> list[tuple[str, tuple[str | None, bytes, str]]]:
 
 
 BAD = [
-    (None, b"x", "expected 'image/*' or 'multipart/form-data'"),
-    ("application/json", b"{}", "expected 'image/*'"),
+    (None, b"x", "expected 'image/*', 'multipart/form-data' or 'application/json'"),
+    ("text/plain", b"{}", "expected 'image/*'"),
+    ("application/json", b"{not json", "not valid JSON"),
     (*_multipart(_files("policies")), "no 'image' part"),
     (*_multipart(_files("image", "other")), "Unexpected multipart part 'other'"),
     (*_multipart([("image", ("f", b"x", "image/jpeg")),
@@ -80,3 +84,51 @@ async def test_the_body_limit_counts_what_arrives() -> None:
     limit = APP.state.settings.engine.max_request_bytes
     with pytest.raises(PayloadTooLarge):
         await read_images(_request("image/jpeg", b"x" * (limit + 1)))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def test_json_images_in_order_with_policies() -> None:
+    document = {"images": [{"image": _b64(b"first"), "mimetype": "image/jpeg",
+                            "filename": "a.jpg"}, {"image": _b64(b"second")}],
+                "policies": {"detect_policy": {}}}
+    body = await read_images(_request("application/json; charset=utf-8",
+                                      orjson.dumps(document)))
+    assert body.images == [b"first", b"second"]
+    assert body.filenames == ["a.jpg", None]
+    assert body.policies == {"detect_policy": {}}
+
+
+BAD_JSON = [
+    ([], ""),
+    ({}, "images"),
+    ({"images": []}, "images"),
+    ({"images": [{"image": _b64(b"x")}], "other": 1}, "other"),
+    ({"images": ["not an object"]}, "images[0]"),
+    ({"images": [{"mimetype": "image/jpeg"}]}, "images[0].image"),
+    ({"images": [{"image": "not base64!"}]}, "images[0].image"),
+    ({"images": [{"image": ""}]}, "images[0].image"),
+    ({"images": [{"image": _b64(b"x")}, {"image": _b64(b"y"), "mimetype": "text/plain"}]},
+     "images[1].mimetype"),
+    ({"images": [{"image": _b64(b"x"), "filename": 3}]}, "images[0].filename"),
+    ({"images": [{"image": _b64(b"x"), "size": 3}]}, "images[0].size"),
+    ({"images": [{"image": _b64(b"x"), "face_bounding_boxes": [{"x": 1}]}]},
+     "images[0].face_bounding_boxes"),
+]
+
+
+@pytest.mark.parametrize(("document", "path"), BAD_JSON)
+async def test_bad_json_bodies_name_the_field(document: object, path: str) -> None:
+    with pytest.raises(BadInputJson) as caught:
+        await read_images(_request("application/json", orjson.dumps(document)))
+    assert (caught.value.status, caught.value.path) == (400, path)
+
+
+async def test_a_json_body_counts_against_the_image_request_limit() -> None:
+    limit = APP.state.settings.engine.max_request_bytes
+    padding = _b64(b"x" * (limit // 4 * 3 + 3))
+    with pytest.raises(PayloadTooLarge):
+        await read_images(_request("application/json",
+                                   orjson.dumps({"images": [{"image": padding}]})))

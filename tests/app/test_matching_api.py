@@ -147,6 +147,25 @@ async def test_verifications(app: Starlette, client: httpx.AsyncClient) -> None:
                                    content=photo("camera")), 400, 12014)
 
 
+async def test_verification_samples_are_stored_together(app: Starlette,
+                                                        client: httpx.AsyncClient) -> None:
+    account = new_account()
+    faces = await _enrol(client, account, await _list(app, account))
+    verifier = await create_verifier(client, account, policies={
+        "storage_policy": {"face_sample_policy": {"store_sample": 1}}})
+    response = await client.post(
+        f"/1/verifiers/{verifier}/verifications", params={"face_ids": faces["camera"]},
+        headers=acc(account), **multipart([photo("astronaut"), photo("grace_hopper")]))
+    assert response.status_code == 200, response.text
+    samples = [image["detections"]["face_detections"][0]["sample"]
+               for image in response.json()["images"]]
+    assert len({sample["sample_id"] for sample in samples}) == 2
+    for sample in samples:
+        assert sample["url"] == f"/1/samples/faces/{sample['sample_id']}"
+        got = await client.get(sample["url"], headers=acc(account))
+        assert got.status_code == 200 and got.content[:2] == b"\xff\xd8"  # a JPEG
+
+
 async def test_raw_verification(app: Starlette, client: httpx.AsyncClient) -> None:
     account = new_account()
     faces = await _enrol(client, account, await _list(app, account))

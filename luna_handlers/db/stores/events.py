@@ -1,5 +1,9 @@
 """The event store: events, and the one atomic write of everything a processed image
-stores (:meth:`EventStore.saveEvents`)."""
+stores (:meth:`EventStore.saveEvents`).
+
+On PostgreSQL the samples and events of that write are ONE statement (the events' columns
+as arrays expanded by ``unnest``, the samples' insert as a CTE of it), whatever their
+number: a request's write is BEGIN, the faces (if any), that statement, COMMIT."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from luna_handlers.db.listing import StatementsByShape, like_contains
 from luna_handlers.db.prepared import Prepared, Row
@@ -17,7 +22,12 @@ from luna_handlers.db.schema.store_models import Event
 from luna_handlers.db.store_records import EventFilters, EventRecord, EventWrite, dump_json
 from luna_handlers.db.stores.common import SCOPES, Store, match
 from luna_handlers.db.stores.faces import insert_face
-from luna_handlers.db.stores.samples import insert_samples
+from luna_handlers.db.stores.samples import (
+    insert_samples,
+    sample_arrays,
+    samples_insert,
+    unbounded,
+)
 
 EVENT: sa.Table = Event.__table__  # type: ignore[assignment]  # declarative gives a Table
 
@@ -38,6 +48,24 @@ def _insert(_dialect: str) -> Any:
 
 
 INSERT_EVENT = Prepared(_insert)
+
+
+def _rows_insert(_dialect: str) -> sa.Insert:
+    # PostgreSQL only: every event of the write from arrays (``e_<column>``), with the
+    # samples' insert (samples.samples_insert) as a CTE: one statement, one round trip.
+    arrays = [column for column in WRITTEN if column != "account_id"] + \
+        ["create_time", "end_time"]
+    rows = sa.func.unnest(*(sa.bindparam(f"e_{column}", type_=ARRAY(unbounded(EVENT.c[column])))
+                            for column in arrays)).table_valued(*arrays).render_derived()
+    created = sa.func.coalesce(rows.c.create_time, utc_now())
+    values = [sa.bindparam("e_account_id", type_=EVENT.c.account_id.type) if column == "account_id"
+              else rows.c[column] for column in WRITTEN]
+    select = sa.select(*values, created, sa.func.coalesce(rows.c.end_time, created))
+    return sa.insert(EVENT).from_select([*WRITTEN, "create_time", "end_time"], select) \
+        .add_cte(samples_insert().cte("samples"))
+
+
+EVENT_ROWS = Prepared(_rows_insert)
 
 
 def _get_event(scoped: bool) -> Prepared:
@@ -125,6 +153,16 @@ def _event_params(account_id: str, event: EventWrite) -> dict[str, Any]:
         "v_descriptor_version": event.descriptor_version}
 
 
+def _rows_params(account_id: str, events: Sequence[EventWrite]) -> dict[str, Any]:
+    stored = [_event_params(account_id, event) for event in events if event.store_event]
+    params: dict[str, Any] = {"e_account_id": account_id}
+    for column in (*WRITTEN, "create_time", "end_time"):
+        if column != "account_id":
+            params[f"e_{column}"] = [event[f"v_{column}"] for event in stored]
+    samples = [sample for event in events for sample in event.samples]
+    return params | sample_arrays(account_id, samples)
+
+
 class EventStore(Store):
     """Reads of events, and the atomic write of processed images."""
 
@@ -135,10 +173,14 @@ class EventStore(Store):
         (the COMMIT was lost on its way) on a connection lost meanwhile."""
         async with self.database.transaction() as session:
             for event in events:
-                await insert_samples(session, accountId, event.samples)
                 if event.face is not None:
                     await insert_face(session, accountId, event.face,
                                       event.event_id if event.store_event else None)
+            if self.database.dialect_name == "postgresql":
+                await session.rows(EVENT_ROWS, _rows_params(accountId, events))
+                return
+            for event in events:
+                await insert_samples(session, accountId, event.samples)
                 if event.store_event:
                     await session.rows(INSERT_EVENT, _event_params(accountId, event))
 

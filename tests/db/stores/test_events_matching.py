@@ -19,7 +19,7 @@ from luna_handlers.db import (
     SampleWrite,
 )
 from luna_handlers.db.stores.matching import top_k
-from luna_handlers.errors import ListNotFound
+from luna_handlers.errors import DatabaseFailure, ListNotFound
 
 DIM = 128
 
@@ -86,6 +86,55 @@ async def test_save_events_is_all_or_nothing(db_context: DBContext) -> None:
     assert await db_context.getEvent(good.event_id) is None
     assert await db_context.getSample(good.samples[0].sample_id) is None
     assert await db_context.countEvents(EventFilters(account_id=acc)) == 0
+
+
+async def test_save_events_many_in_one_write(db_context: DBContext) -> None:
+    """A write of several events (one statement on PostgreSQL): each row with its own
+    values, server times where none were given, samples of events not stored kept."""
+    acc, handler = account(), str(uuid.uuid4())
+    when = datetime(2026, 5, 2, 8, tzinfo=UTC)
+    events = [EventWrite(handler_id=handler, source=f"cam{n}", tags=(f"t{n}",),
+                         create_time=when + timedelta(minutes=n) if n % 2 else None,
+                         end_time=when + timedelta(minutes=n + 1) if n == 1 else None,
+                         descriptor=vectors(4, 7)[n].tobytes() if n < 2 else None,
+                         descriptor_version=1 if n < 2 else None,
+                         store_event=n != 3,
+                         samples=tuple(SampleWrite("face_warp", f"{n}.{k}".encode())
+                                       for k in range(n % 3)))
+              for n in range(4)]
+    before = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=5)
+    await db_context.saveEvents(acc, events)
+    for n, written in enumerate(events):
+        got = await db_context.getEvent(written.event_id, acc)
+        for k, sample in enumerate(written.samples):
+            assert await db_context.getSample(sample.sample_id, acc) == f"{n}.{k}".encode()
+        if n == 3:
+            assert got is None
+            continue
+        assert got is not None
+        assert (got.source, got.tags, got.descriptor_version) == (
+            f"cam{n}", (f"t{n}",), 1 if n < 2 else None)
+        if n % 2:
+            assert got.create_time == (when + timedelta(minutes=n)).replace(tzinfo=None)
+        else:
+            assert got.create_time > before  # the server's clock
+        expected_end = when + timedelta(minutes=2) if n == 1 else None
+        assert got.end_time == (got.create_time if expected_end is None
+                                else expected_end.replace(tzinfo=None))
+    lookup = await db_context.getEventDescriptors(acc, [e.event_id for e in events[:2]])
+    assert lookup.found == {e.event_id: (e.descriptor, 1) for e in events[:2]}
+
+
+async def test_save_events_refuses_a_value_too_long_whole(db_context: DBContext) -> None:
+    """An over-long value is refused as by a one-row insert, never cut to the column's
+    length, and the write stores nothing."""
+    acc = account()
+    good = EventWrite(handler_id=str(uuid.uuid4()), samples=(SampleWrite("face_warp", b"1"),))
+    long = EventWrite(handler_id=str(uuid.uuid4()), source="s" * 129)
+    with pytest.raises(DatabaseFailure):
+        await db_context.saveEvents(acc, [good, long])
+    assert await db_context.countEvents(EventFilters(account_id=acc)) == 0
+    assert await db_context.getSample(good.samples[0].sample_id) is None
 
 
 async def test_event_filters_and_paging(db_context: DBContext) -> None:
