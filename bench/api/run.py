@@ -104,6 +104,14 @@ def _ratio(ours: Result | None, other: Result | None) -> float | None:
     return ours.rps / other.rps
 
 
+def _cpu_ratio(ours: Result | None, other: Result | None) -> float | None:
+    """How many times the CPU per request of ``other`` (server + database) ours takes less:
+    the load-robust reading of a ratio of requests per second."""
+    if ours is None or other is None or ours.cpu_us <= 0 or other.cpu_us <= 0:
+        return None
+    return other.cpu_us / ours.cpu_us
+
+
 def _fmt(value: float | None, goal: float | None) -> str:
     if value is None:
         return "n/a"
@@ -116,12 +124,13 @@ def report(results: list[Result], cases: list[str]) -> str:
     """The table of every result and the verdict against the goals."""
     by = {(r.target, r.case): r for r in results}
     lines = [f"{'target':<13} {'case':<5} {'req/s':>9} {'p99 ms':>8} {'non2xx':>7} "
-             f"{'sock err':>8}  note", "-" * 72]
+             f"{'sock err':>8} {'srv us/req':>10} {'db us/req':>9}  note", "-" * 92]
     for r in results:
         lines.append(f"{r.target:<13} {r.case:<5} {r.rps:>9.0f} {r.p99_ms:>8.1f} "
-                     f"{r.non2xx:>7} {r.socket_errors:>8}  {r.note}")
-    lines += ["", f"{'case':<5} {'ours/floor':<28} {'ours/postgraphile':<28} ours errors",
-              "-" * 72]
+                     f"{r.non2xx:>7} {r.socket_errors:>8} {r.server_cpu_us:>10.0f} "
+                     f"{r.db_cpu_us:>9.0f}  {r.note}")
+    lines += ["", f"{'case':<5} {'ours/floor':<28} {'ours/postgraphile':<28} ours errors  "
+              "CPU/req floor/ours", "-" * 92]
     for case in cases:
         ours = by.get(("ours", case))
         floor_goal, pg_goal = GOALS[case]
@@ -129,7 +138,7 @@ def report(results: list[Result], cases: list[str]) -> str:
             "0 ok" if ours.errors == 0 else f"{ours.errors} MISS")
         lines.append(f"{case:<5} {_fmt(_ratio(ours, by.get(('floor', case))), floor_goal):<28} "
                      f"{_fmt(_ratio(ours, by.get(('postgraphile', case))), pg_goal):<28} "
-                     f"{errors}")
+                     f"{errors:<12} {_fmt(_cpu_ratio(ours, by.get(('floor', case))), None)}")
     if any(r.target == OURS_VIA_PGBOUNCER for r in results):
         lines += ["", f"{'case':<5} ours@pgbouncer/ours (the cost of transaction pooling)",
                   "-" * 72]

@@ -19,7 +19,14 @@ import sqlalchemy as sa
 from luna_handlers.db.changes import notify_after
 from luna_handlers.db.database import Database
 from luna_handlers.db.dialects import named
-from luna_handlers.db.listing import COUNT, PAGE, filter_params, id_column
+from luna_handlers.db.listing import (
+    COUNT,
+    NEAR_OFFSET,
+    NEAR_PAGE,
+    PAGE,
+    filter_params,
+    id_column,
+)
 from luna_handlers.db.prepared import Prepared, Row, Statement
 from luna_handlers.db.records import ListFilters, RenderedPolicies
 
@@ -143,9 +150,10 @@ class Store:
     async def _list(self, table: sa.Table, filters: ListFilters, page: int,
                     page_size: int) -> Sequence[Row]:
         params = filter_params(table, filters)
-        statement = PAGE(table, tuple(params))
+        offset = (page - 1) * page_size
+        statement = (NEAR_PAGE if offset < NEAR_OFFSET else PAGE)(table, tuple(params))
         return await self._scan(statement, params | {"page_limit": page_size,
-                                                     "page_offset": (page - 1) * page_size})
+                                                     "page_offset": offset})
 
     async def _count(self, table: sa.Table, filters: ListFilters) -> int:
         params = filter_params(table, filters)

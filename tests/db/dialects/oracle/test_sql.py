@@ -432,8 +432,13 @@ V_IDS: dict[str, object] = {"object_id": "<verifier>", "account_id": ACC}
 PAGE = "OFFSET :page_offset ROWS FETCH FIRST :page_limit ROWS ONLY"
 
 
+def near_page_of(table: str, select: str, where: str) -> str:
+    """A page near the start as sent: straight from the list index."""
+    return f"{select} {where} ORDER BY {table}.create_time DESC, {table}.{table}_id {PAGE}"
+
+
 def page_of(table: str, select: str, where: str) -> str:
-    """A list page as sent: the page's ids in a subquery (a deferred join), then the rows."""
+    """A deep page as sent: the page's ids in a subquery (a deferred join), then the rows."""
     order = f"ORDER BY {table}.create_time DESC, {table}.{table}_id"
     return (f"{select} JOIN (SELECT {table}.{table}_id AS page_id FROM {table} {where} "
             f"{order} {PAGE}) page ON {table}.{table}_id = page.page_id {order}")
@@ -469,12 +474,16 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         lambda c, i: c.getHandler(i["handler"]),
         f"{H_SELECT} WHERE handler.handler_id = :object_id", {"object_id": "<handler>"}),
     "getHandlers": (
-        lambda c, _i: c.getHandlers(FILTERS, page=3, pageSize=10),
+        lambda c, _i: c.getHandlers(FILTERS, page=31, pageSize=10),
         page_of("handler", H_SELECT, H_FILTERS),
+        {**FILTER_PARAMS, "is_dynamic": 1, "page_offset": 300, "page_limit": 10}),
+    "getHandlers-near": (
+        lambda c, _i: c.getHandlers(FILTERS, page=3, pageSize=10),
+        near_page_of("handler", H_SELECT, H_FILTERS),
         {**FILTER_PARAMS, "is_dynamic": 1, "page_offset": 20, "page_limit": 10}),
     "getHandlers-static": (
         lambda c, _i: c.getHandlers(ListFilters(is_dynamic=False)),
-        page_of("handler", H_SELECT, "WHERE handler.is_dynamic = :is_dynamic"),
+        near_page_of("handler", H_SELECT, "WHERE handler.is_dynamic = :is_dynamic"),
         {"is_dynamic": 0, "page_offset": 0, "page_limit": 10}),
     "getHandlersCount": (
         lambda c, _i: c.getHandlersCount(FILTERS),
@@ -507,7 +516,7 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         lambda c, i: c.getVerifier(i["verifier"], ACC), f"{V_SELECT} {V_BY_ID}", V_IDS),
     "getVerifiers": (
         lambda c, _i: c.getVerifiers(FILTERS, page=2, pageSize=5),  # is_dynamic: handlers only
-        page_of("verifier", V_SELECT, V_FILTERS),
+        near_page_of("verifier", V_SELECT, V_FILTERS),
         {**FILTER_PARAMS, "page_offset": 5, "page_limit": 5}),
     "getVerifierCount": (
         lambda c, _i: c.getVerifierCount(ListFilters()), "SELECT count(*) AS total FROM verifier",
