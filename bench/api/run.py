@@ -68,33 +68,57 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _bench_server(name: str, db: BenchDatabase, args: argparse.Namespace, load: Load,
-                  wrk: str, *, via: PgBouncer | None = None) -> tuple[list[Result], str]:
+def _start(name: str, db: BenchDatabase, args: argparse.Namespace,
+           via: PgBouncer | None) -> Server | str:
+    """The started server, or why it did not start."""
     try:
-        server = (STARTERS[name](db, args.workers) if via is None
-                  else start_ours(db, args.workers, via=via))
+        return (STARTERS[name](db, args.workers) if via is None
+                else start_ours(db, args.workers, via=via))
     except ServerFailed as exc:
-        shown = name if via is None else OURS_VIA_PGBOUNCER
-        return [Result(shown, case, 0.0, 0.0, note="did not start") for case in args.cases], \
-            str(exc)
-    name = server.name
-    notes = ""
-    results = []
+        return str(exc)
+
+
+def _run_case(server: Server, case: str, db: BenchDatabase, load: Load, wrk: str) -> Result:
+    problem = smoke(server, case, db)
+    if problem:
+        return Result(server.name, case, 0.0, 0.0, note=f"smoke failed: {problem}")
+    result = run_wrk(server, case, db, load, wrk)
+    print(f"  {server.name:<13} {case:<5} {result.rps:>9.0f} req/s  p99 {result.p99_ms:7.1f} ms"
+          f"  errors {result.errors}{'  ' + result.note if result.note else ''}", flush=True)
+    return result
+
+
+def _bench_servers(db: BenchDatabase, args: argparse.Namespace, load: Load, wrk: str,
+                   bouncer: PgBouncer | None) -> tuple[list[Result], list[str]]:
+    """Every server up at once, then case by case, server after server: on a machine shared
+    with other work, the servers compared in a case are measured seconds apart, not minutes
+    (one server's four cases used to run before the next server started)."""
+    results: list[Result] = []
+    notes: list[str] = []
+    servers: list[Server] = []
     try:
-        if name.startswith("ours"):
-            notes = f"Luna-Cache on a repeated GET: {cache_header(server)}"
+        for name in (t for t in STARTERS if t in args.targets):
+            routes = [None if v == "direct" else bouncer for v in args.via] \
+                if name == "ours" else [None]
+            for via in routes:
+                started = _start(name, db, args, via)
+                if isinstance(started, str):
+                    shown = name if via is None else OURS_VIA_PGBOUNCER
+                    results += [Result(shown, case, 0.0, 0.0, note="did not start")
+                                for case in args.cases]
+                    notes.append(f"{shown}: {started}")
+                    continue
+                servers.append(started)
+                if started.name.startswith("ours"):
+                    notes.append(f"{started.name}: Luna-Cache on a repeated GET: "
+                                  f"{cache_header(started)}")
         for case in args.cases:
-            problem = smoke(server, case, db)
-            if problem:
-                results.append(Result(name, case, 0.0, 0.0, note=f"smoke failed: {problem}"))
-                continue
-            result = run_wrk(server, case, db, load, wrk)
-            results.append(result)
-            print(f"  {name:<13} {case:<5} {result.rps:>9.0f} req/s  p99 {result.p99_ms:7.1f} ms"
-                  f"  errors {result.errors}{'  ' + result.note if result.note else ''}",
-                  flush=True)
+            for server in servers:
+                db.vacuum()  # every run starts on a table without the previous one's garbage
+                results.append(_run_case(server, case, db, load, wrk))
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     return results, notes
 
 
@@ -165,22 +189,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     db = start_database(args.handlers)
     write_graphql_lua(db)
     print(f"  ready in {time.monotonic() - began:.1f} s ({db.workdir})", flush=True)
-    results: list[Result] = []
-    notes: list[str] = []
     bouncer = start_pgbouncer(db, args.workers) if "pgbouncer" in args.via else None
     try:
-        for name in (t for t in TARGETS if t in args.targets):
-            if name == "pgbench":
-                results.append(run_pgbench(db, load))
-                continue
-            routes = [None if v == "direct" else bouncer for v in args.via] \
-                if name == "ours" else [None]
-            for via in routes:
-                db.vacuum()  # every server starts on a table without the previous one's garbage
-                found, note = _bench_server(name, db, args, load, wrk, via=via)
-                results += found
-                if note:
-                    notes.append(f"{found[0].target if found else name}: {note}")
+        results, notes = _bench_servers(db, args, load, wrk, bouncer)
+        if "pgbench" in args.targets:
+            results.append(run_pgbench(db, load))
     finally:
         if bouncer is not None:
             bouncer.stop()
