@@ -151,7 +151,10 @@ class Store:
                     page_size: int) -> Sequence[Row]:
         params = filter_params(table, filters)
         offset = (page - 1) * page_size
-        statement = (NEAR_PAGE if offset < NEAR_OFFSET else PAGE)(table, tuple(params))
+        # Searches keep the deferred join: which plan serves a substring filter is the
+        # search statement's own question (a trigram index or the ordered one).
+        near = offset < NEAR_OFFSET and "description" not in params
+        statement = (NEAR_PAGE if near else PAGE)(table, tuple(params))
         return await self._scan(statement, params | {"page_limit": page_size,
                                                      "page_offset": offset})
 

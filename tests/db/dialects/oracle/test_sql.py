@@ -477,9 +477,9 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         lambda c, _i: c.getHandlers(FILTERS, page=31, pageSize=10),
         page_of("handler", H_SELECT, H_FILTERS),
         {**FILTER_PARAMS, "is_dynamic": 1, "page_offset": 300, "page_limit": 10}),
-    "getHandlers-near": (
+    "getHandlers-search": (  # a description search keeps the deferred join on every page
         lambda c, _i: c.getHandlers(FILTERS, page=3, pageSize=10),
-        near_page_of("handler", H_SELECT, H_FILTERS),
+        page_of("handler", H_SELECT, H_FILTERS),
         {**FILTER_PARAMS, "is_dynamic": 1, "page_offset": 20, "page_limit": 10}),
     "getHandlers-static": (
         lambda c, _i: c.getHandlers(ListFilters(is_dynamic=False)),
@@ -516,8 +516,12 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         lambda c, i: c.getVerifier(i["verifier"], ACC), f"{V_SELECT} {V_BY_ID}", V_IDS),
     "getVerifiers": (
         lambda c, _i: c.getVerifiers(FILTERS, page=2, pageSize=5),  # is_dynamic: handlers only
-        near_page_of("verifier", V_SELECT, V_FILTERS),
+        page_of("verifier", V_SELECT, V_FILTERS),
         {**FILTER_PARAMS, "page_offset": 5, "page_limit": 5}),
+    "getVerifiers-near": (
+        lambda c, _i: c.getVerifiers(ListFilters(account_id=ACC), page=2, pageSize=5),
+        near_page_of("verifier", V_SELECT, "WHERE verifier.account_id = :account_id"),
+        {"account_id": ACC, "page_offset": 5, "page_limit": 5}),
     "getVerifierCount": (
         lambda c, _i: c.getVerifierCount(ListFilters()), "SELECT count(*) AS total FROM verifier",
         {}),
