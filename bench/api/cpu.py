@@ -15,21 +15,31 @@ from pathlib import Path
 import psutil
 
 
-def tree_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its living descendants (0 when it is gone)."""
+def tree_seconds(pid: int) -> dict[tuple[int, float], float]:
+    """User + system CPU seconds of ``pid`` and its living descendants, by (pid, start time)
+    (empty when it is gone)."""
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0.0
-    total = 0.0
+        return {}
+    seconds: dict[tuple[int, float], float] = {}
     for process in processes:
         try:
-            times = process.cpu_times()
+            with process.oneshot():
+                times = process.cpu_times()
+                seconds[(process.pid, process.create_time())] = times.user + times.system
         except psutil.Error:
-            continue  # exited in between: its time is lost to both samples alike
-        total += times.user + times.system
-    return total
+            continue  # exited meanwhile
+    return seconds
+
+
+def spent(before: dict[tuple[int, float], float], after: dict[tuple[int, float], float]
+          ) -> float:
+    """CPU seconds spent between two samples by the processes alive at the second one (a
+    process that started in between counts whole; one that ended is lost, never
+    subtracted: autovacuum workers and short-lived backends come and go)."""
+    return sum(now - before.get(key, 0.0) for key, now in after.items())
 
 
 def postmaster_pid(datadir: Path) -> int:
@@ -44,9 +54,9 @@ class CpuMeter:
 
     server_pid: int
     database_pid: int
-    _began: tuple[float, float] = field(default=(0.0, 0.0), init=False)
+    _began: tuple[dict[tuple[int, float], float], ...] = field(default=(), init=False)
 
-    def _sample(self) -> tuple[float, float]:
+    def _sample(self) -> tuple[dict[tuple[int, float], float], ...]:
         return tree_seconds(self.server_pid), tree_seconds(self.database_pid)
 
     def start(self) -> None:
@@ -56,4 +66,4 @@ class CpuMeter:
     def stop(self) -> tuple[float, float]:
         """Seconds of (server, database) since :meth:`start`."""
         server, database = self._sample()
-        return server - self._began[0], database - self._began[1]
+        return spent(self._began[0], server), spent(self._began[1], database)
