@@ -113,13 +113,13 @@ def _bench_servers(db: BenchDatabase, args: argparse.Namespace, load: Load, wrk:
                     notes.append(f"{shown}: {started}")
                     continue
                 servers.append(started)
-                if started.name.startswith("ours"):
-                    notes.append(f"{started.name}: Luna-Cache on a repeated GET: "
-                                  f"{cache_header(started)}")
         for case in sorted(args.cases, key=RUN_ORDER.index):
             for server in servers:
                 db.vacuum()  # every run starts on a table without the previous one's garbage
                 results.append(_run_case(server, case, db, load, wrk))
+        # After the cases: right after its start, the cache may still wait for its feed.
+        notes += [f"{server.name}: Luna-Cache on a repeated GET: {cache_header(server)}"
+                  for server in servers if server.name.startswith("ours")]
     finally:
         for server in servers:
             server.stop()
