@@ -137,16 +137,21 @@ async def migrate(dsn: str) -> None:
 async def _migrate_and_fill(db: BenchDatabase) -> None:
     await migrate(db.dsn)
     policies = orjson.dumps(stored_policies()).decode()
+    # As the service's writes store them: the policies and, beside them, their rendering.
+    rendered = parse_handler_body({"policies": REQUEST_POLICIES}).rendered
+    assert rendered is not None
     start = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=30)
     rows = [(handler_id(n), account_id(n), start + timedelta(seconds=n * 60),
-             start + timedelta(seconds=n * 60), f"bench handler {n}", policies, False)
+             start + timedelta(seconds=n * 60), f"bench handler {n}", policies, False,
+             rendered.json, rendered.made_with)
             for n in range(1, db.handlers + 1)]
     conn = await asyncpg.connect(db.dsn)
     try:
         await conn.copy_records_to_table(
             "handler", records=rows,
             columns=["handler_id", "account_id", "create_time", "last_update_time",
-                     "description", "policies", "is_dynamic"])
+                     "description", "policies", "is_dynamic", "rendered_policies",
+                     "rendered_with"])
     finally:
         await conn.close()
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.api.cpu import CpuMeter, postmaster_pid
 from bench.api.data import PASSWORD, USER, BenchDatabase, account_id, handler_id
 from bench.api.servers import HERE, Server
 from luna_handlers.pgserver.cluster import bin_dir
@@ -63,6 +64,14 @@ class Result:
     non2xx: int = 0
     socket_errors: int = 0
     note: str = ""
+    #: CPU microseconds per request of the server's processes and of PostgreSQL's (0: none)
+    server_cpu_us: float = 0.0
+    db_cpu_us: float = 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """Server + database CPU microseconds per request."""
+        return self.server_cpu_us + self.db_cpu_us
 
     @property
     def errors(self) -> int:
@@ -170,23 +179,29 @@ def prime(server: Server, db: BenchDatabase) -> None:
     prime_pairs(server, [(handler_id(n), account_id(n)) for n in range(1, db.handlers + 1)])
 
 
-def wrk_summary(wrk: str, script: Path, env: dict[str, str], url: str, load: Load
-                ) -> dict[str, Any] | str:
+def wrk_summary(wrk: str, script: Path, env: dict[str, str], url: str, load: Load,
+                *, meter: CpuMeter | None = None) -> dict[str, Any] | str:
     """Warm up, then run ``script`` against ``url`` for ``load.duration`` seconds: the JSON of
-    its ``BENCH_RESULT`` line, or why there is none. ``env`` adds to the environment."""
+    its ``BENCH_RESULT`` line, or why there is none. ``env`` adds to the environment; with a
+    ``meter``, the summary also holds the CPU seconds of the measured run (``cpu_s``)."""
     base = [wrk, "-t", str(load.threads), "-c", str(load.connections), "-s", str(script),
             "--latency", "--timeout", "5s"]
     full_env = {**os.environ, **env}
     if load.warmup > 0:
         subprocess.run([*base, "-d", f"{load.warmup}s", url], env=full_env, check=False,
                        capture_output=True)
+    if meter is not None:
+        meter.start()
     out = subprocess.run([*base, "-d", f"{load.duration}s", url], env=full_env,
                          check=False, capture_output=True, text=True)
+    cpu = None if meter is None else meter.stop()
     line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH_RESULT ")), None)
     if line is None:
         detail = (out.stderr or out.stdout).strip().splitlines()[:2]
         return f"wrk failed: {' '.join(detail)}"
     summary: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+    if cpu is not None:
+        summary["cpu_s"] = cpu
     return summary
 
 
@@ -195,9 +210,12 @@ def result_of(target: str, case: str, summary: dict[str, Any] | str) -> Result:
     if isinstance(summary, str):
         return Result(target, case, 0.0, 0.0, note=summary)
     seconds = summary["duration_us"] / 1e6
+    server_s, db_s = summary.get("cpu_s", (0.0, 0.0))
+    per_request = 1e6 / max(summary["requests"], 1)
     return Result(target, case, summary["requests"] / seconds, summary["p99_us"] / 1000,
                   non2xx=summary["status_errors"],
-                  socket_errors=sum(summary[k] for k in ("connect", "read", "write", "timeout")))
+                  socket_errors=sum(summary[k] for k in ("connect", "read", "write", "timeout")),
+                  server_cpu_us=server_s * per_request, db_cpu_us=db_s * per_request)
 
 
 def run_wrk(server: Server, case: str, db: BenchDatabase, load: Load, wrk: str) -> Result:
@@ -205,7 +223,9 @@ def run_wrk(server: Server, case: str, db: BenchDatabase, load: Load, wrk: str) 
     if case == "get":
         prime(server, db)
     env = {"BENCH_FLAVOR": server.flavor, "BENCH_CASE": case, "BENCH_KIT": str(db.kit)}
-    return result_of(server.name, case, wrk_summary(wrk, LUA, env, server.base, load))
+    meter = CpuMeter(server.process.pid, postmaster_pid(db.cluster.datadir))
+    return result_of(server.name, case, wrk_summary(wrk, LUA, env, server.base, load,
+                                                       meter=meter))
 
 
 def run_pgbench(db: BenchDatabase, load: Load) -> Result:

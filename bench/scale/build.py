@@ -28,7 +28,7 @@ import asyncpg
 import orjson
 
 from bench.api.data import REQUEST_POLICIES, handler_id, migrate, sql_uuid
-from luna_handlers.app.policies import parse_handler_body
+from luna_handlers.app.policies import HANDLER_RENDERING, parse_handler_body
 from luna_handlers.db.schema.models import HANDLER_COUNT_BACKFILL
 
 #: Words of the descriptions (a substring search looks for one of them).
@@ -111,6 +111,12 @@ def stored_variants() -> list[str]:
     return [orjson.dumps(p).decode() for p in stored]
 
 
+def rendered_variants() -> list[str]:
+    """The renderings the service's writes store beside :func:`stored_variants`."""
+    rendered = [parse_handler_body({"policies": p}).rendered for p in REQUEST_VARIANTS]
+    return [r.json for r in rendered if r is not None]
+
+
 def _insert(shape: Shape) -> str:
     step = SPAN_S * TIE_GROUP / shape.handlers
     account_no = (f"CASE WHEN n % {HOT_EVERY} = 0 THEN 0 "
@@ -119,7 +125,8 @@ def _insert(shape: Shape) -> str:
     # Every value is a number this module computed, never input: plain formatting is safe.
     return f"""
         INSERT INTO handler (handler_id, account_id, create_time, last_update_time,
-                             description, policies, is_dynamic)
+                             description, policies, is_dynamic, rendered_policies,
+                             rendered_with)
         SELECT {sql_uuid("md5(n::text)")},
                {sql_uuid(f"md5((-({account_no}) - 1)::text)")},
                t, t,
@@ -127,7 +134,9 @@ def _insert(shape: Shape) -> str:
                    || ($1::text[])[1 + abs(hashint4(n)::bigint) / {words} % {words}] || ' '
                    || (n % 50)::text,
                CASE WHEN n % 20 = 7 THEN NULL ELSE ($2::text[])[1 + n % 3] END,
-               n % 20 = 7
+               n % 20 = 7,
+               CASE WHEN n % 20 = 7 THEN NULL ELSE ($3::text[])[1 + n % 3] END,
+               CASE WHEN n % 20 = 7 THEN NULL ELSE $4 END
         FROM generate_series(1, {shape.handlers}) AS n,
              LATERAL (SELECT (now() AT TIME ZONE 'utc') - interval '{SPAN_S} seconds'
                       + (n / {TIE_GROUP}) * interval '{step} seconds' AS t) AS at
@@ -153,7 +162,8 @@ async def build(dsn: str, shape: Shape) -> float:
                 await conn.execute(f'DROP INDEX "{index["indexname"]}"')
             for key in keys:
                 await conn.execute(f'ALTER TABLE handler DROP CONSTRAINT "{key["conname"]}"')
-            await conn.execute(_insert(shape), list(VOCABULARY), stored_variants())
+            await conn.execute(_insert(shape), list(VOCABULARY), stored_variants(),
+                               rendered_variants(), HANDLER_RENDERING)
             # Written around the service: the counter is filled as the migration fills it.
             await conn.execute("TRUNCATE handler_count")
             await conn.execute(HANDLER_COUNT_BACKFILL)

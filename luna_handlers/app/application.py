@@ -47,7 +47,6 @@ from luna_handlers.app.cache import cache_following
 from luna_handlers.app.deps import Endpoint
 from luna_handlers.app.errors import ErrorMiddleware
 from luna_handlers.app.gate import LargePageGate
-from luna_handlers.app.list_items import handler_items, verifier_items
 from luna_handlers.app.middleware import AuthMiddleware, RequestMiddleware
 from luna_handlers.app.openapi import build_openapi
 from luna_handlers.app.routing import PrefixRouter, ServiceApp, routes
@@ -147,8 +146,6 @@ def create_app(
     app.router = PrefixRouter(routes(route_table()), lifespan)
     document = build_openapi(token_required=bool(token))
     app.state.settings = settings
-    app.state.handler_items = handler_items()
-    app.state.verifier_items = verifier_items()
     app.state.openapi_json = orjson.dumps(document)
     app.state.openapi_html = docs.render_html(document)
     return app

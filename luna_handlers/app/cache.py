@@ -155,8 +155,10 @@ class HandlerCache:
             return None
         body = render(found)
         version = format_time(found.last_update_time)
-        # The body says it all: the stored policies need not be kept a second time.
-        self._put(found._replace(policies_json=None), token, body, version)
+        # The body says it all: the stored policies (and their rendering) need not be kept
+        # a second time.
+        self._put(found._replace(policies_json=None, rendered_policies=None, rendered_with=None),
+                  token, body, version)
         return Served(found, body, answer_headers(b"miss", version, body))
 
     def _put(self, record: HandlerRecord, token: ReadToken, body: bytes | None,

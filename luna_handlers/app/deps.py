@@ -13,12 +13,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from luna_handlers.app.cache import HandlerCache
-from luna_handlers.app.list_items import RenderMemo
 from luna_handlers.app.middleware import header, single_header
 from luna_handlers.app.params import canonical_uuid
 from luna_handlers.app.serialize import RawResponse
 from luna_handlers.config import Settings
-from luna_handlers.db import DBContext, HandlerRecord, VerifierRecord
+from luna_handlers.db import DBContext
 from luna_handlers.engine import FaceEngine
 from luna_handlers.errors import (
     BadAccountId,
@@ -52,16 +51,6 @@ def engine(request: Request) -> FaceEngine:
 def cache(request: Request) -> HandlerCache:
     """The handler read cache built by the application's lifespan."""
     return cast(HandlerCache, request.app.state.cache)
-
-
-def handler_items(request: Request) -> RenderMemo[HandlerRecord]:
-    """The application's memo of rendered handler list items."""
-    return cast(RenderMemo[HandlerRecord], request.app.state.handler_items)
-
-
-def verifier_items(request: Request) -> RenderMemo[VerifierRecord]:
-    """The application's memo of rendered verifier list items."""
-    return cast(RenderMemo[VerifierRecord], request.app.state.verifier_items)
 
 
 def settings(request: Request) -> Settings:

@@ -16,11 +16,14 @@ the bodies for the OpenAPI document.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
+from luna_handlers import __version__
 from luna_handlers.app.policy_models import (
     HandlerBody,
     HandlerPolicies,
@@ -30,11 +33,14 @@ from luna_handlers.app.policy_models import (
 )
 from luna_handlers.app.policy_types import TIME_PATTERN, UUID_PATTERN
 from luna_handlers.app.unknown_keys import first_unknown_key
+from luna_handlers.db import RenderedPolicies
 from luna_handlers.errors import BadInputJson
 
 __all__ = [
     "DYNAMIC_WITH_POLICIES",
+    "HANDLER_RENDERING",
     "STATIC_WITHOUT_POLICIES",
+    "VERIFIER_RENDERING",
     "HandlerInput",
     "VerifierInput",
     "handler_body_schema",
@@ -62,22 +68,37 @@ _PATTERN_MESSAGES = {
 }
 
 
+def _made_with(model: type[BaseModel]) -> str:
+    """What renderings of ``model`` are made with: its JSON Schema (fields, types, defaults)
+    and the service version, hashed. A stored rendering is used while this is unchanged."""
+    schema = orjson.dumps(model.model_json_schema(mode="serialization"),
+                          option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(__version__.encode() + b"\0" + schema).hexdigest()[:32]
+
+
+HANDLER_RENDERING = _made_with(HandlerPolicies)
+VERIFIER_RENDERING = _made_with(VerifierPolicies)
+
+
 @dataclass(frozen=True)
 class HandlerInput:
     """A validated handler body; ``policies`` as sent (defaults are filled in on read), or
-    None for a dynamic handler."""
+    None for a dynamic handler; ``rendered``: the policies as a read returns them."""
 
     description: str
     is_dynamic: bool
     policies: dict[str, Any] | None
+    rendered: RenderedPolicies | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class VerifierInput:
-    """A validated verifier body; ``policies`` as sent (defaults are filled in on read)."""
+    """A validated verifier body; ``policies`` as sent (defaults are filled in on read);
+    ``rendered``: the policies as a read returns them."""
 
     description: str
     policies: dict[str, Any]
+    rendered: RenderedPolicies | None = field(default=None, compare=False)
 
 
 def _format_path(loc: tuple[int | str, ...], root: str = "") -> str:
@@ -134,14 +155,22 @@ def parse_handler_body(body: object) -> HandlerInput:
         return HandlerInput(parsed.description, True, None)
     if parsed.policies is None:
         raise BadInputJson("policies", STATIC_WITHOUT_POLICIES)
-    return HandlerInput(parsed.description, False, _as_sent(body))
+    return HandlerInput(parsed.description, False, _as_sent(body),
+                        _rendered(parsed.policies, HANDLER_RENDERING))
 
 
 def parse_verifier_body(body: object) -> VerifierInput:
     """Validate a POST/PUT /1/verifiers body; missing ``policies`` means all defaults."""
     parsed = _validate(VerifierBody, body)
     _check_description(parsed.description)
-    return VerifierInput(parsed.description, _as_sent(body) or {})
+    return VerifierInput(parsed.description, _as_sent(body) or {},
+                         _rendered(parsed.policies, VERIFIER_RENDERING))
+
+
+def _rendered(policies: BaseModel, made_with: str) -> RenderedPolicies:
+    # The model validated from the body is what a read validates from the stored policies:
+    # its dump is the read's rendering, without validating again.
+    return RenderedPolicies(orjson.dumps(_dump(policies)).decode(), made_with)
 
 
 def _check_description(description: str) -> None:
@@ -151,9 +180,9 @@ def _check_description(description: str) -> None:
 
 
 def _as_sent(body: object) -> dict[str, Any] | None:
-    # Policies are stored as sent (validated) and defaults are filled in on every read, as
-    # LUNA does: a handler then follows the defaults of the running version, and writes skip
-    # the cost of rendering every default.
+    # Policies are stored as sent (validated) and defaults are filled in on read, as LUNA
+    # does: a handler then follows the defaults of the running version. The rendering stored
+    # beside them (``_rendered``) is that read made once, used while its version runs.
     assert isinstance(body, dict)  # _validate checked it
     policies = body.get("policies")
     return policies if isinstance(policies, dict) else None

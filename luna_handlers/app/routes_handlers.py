@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from luna_handlers.app import deps
+from luna_handlers.app.list_items import page
 from luna_handlers.app.params import (
     HANDLER_COUNT_PARAMS,
     HANDLER_LIST_PARAMS,
@@ -33,7 +34,7 @@ async def create_handler(request: Request) -> Response:
     if body.policies is not None:
         check_supported(body.policies)
     handler_id = await deps.db(request).createHandler(
-        body.policies, account, body.description, body.is_dynamic)
+        body.policies, account, body.description, body.is_dynamic, rendered=body.rendered)
     return deps.created(PREFIX, "handler_id", handler_id)
 
 
@@ -43,7 +44,7 @@ async def list_handlers(request: Request) -> Response:
     filters = list_filters(values, deps.account(request), "handler_ids")
     records = [] if filters is None else await deps.db(request).getHandlers(
         filters, values["page"], values["page_size"])
-    return deps.handler_items(request).page("handlers", records)
+    return page("handlers", records, handler_json)
 
 
 async def count_handlers(request: Request) -> Response:
@@ -98,7 +99,7 @@ async def put_handler(request: Request) -> Response:
     if body.policies is not None:
         check_supported(body.policies)
     changed = await deps.db(request).putHandler(handler_id, body.policies, body.description,
-                                                account, body.is_dynamic)
+                                                account, body.is_dynamic, rendered=body.rendered)
     # This instance sees its own change at once; the others through the notification.
     deps.cache(request).invalidate(handler_id)
     if not changed:

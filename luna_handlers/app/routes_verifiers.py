@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from luna_handlers.app import deps
+from luna_handlers.app.list_items import page
 from luna_handlers.app.params import (
     VERIFIER_COUNT_PARAMS,
     VERIFIER_LIST_PARAMS,
@@ -29,7 +30,8 @@ async def create_verifier(request: Request) -> Response:
     account = deps.required_account(request)
     body = parse_verifier_body(await deps.read_json(request))
     check_supported(body.policies)
-    verifier_id = await deps.db(request).createVerifier(body.policies, account, body.description)
+    verifier_id = await deps.db(request).createVerifier(body.policies, account, body.description,
+                                                        rendered=body.rendered)
     return deps.created(PREFIX, "verifier_id", verifier_id)
 
 
@@ -39,7 +41,7 @@ async def list_verifiers(request: Request) -> Response:
     filters = list_filters(values, deps.account(request), "verifier_ids")
     records = [] if filters is None else await deps.db(request).getVerifiers(
         filters, values["page"], values["page_size"])
-    return deps.verifier_items(request).page("verifiers", records)
+    return page("verifiers", records, verifier_json)
 
 
 async def count_verifiers(request: Request) -> Response:
@@ -76,7 +78,7 @@ async def put_verifier(request: Request) -> Response:
     body = parse_verifier_body(await deps.read_json(request))
     check_supported(body.policies)
     version = await deps.db(request).putVerifier(verifier_id, body.policies, body.description,
-                                                 account)
+                                                 account, rendered=body.rendered)
     if version is None:
         raise VerifierNotFound(verifier_id)
     return ORJSONResponse({"version": version})

@@ -8,7 +8,12 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from luna_handlers.app.policies import normalise_handler_policies, normalise_verifier_policies
+from luna_handlers.app.policies import (
+    HANDLER_RENDERING,
+    VERIFIER_RENDERING,
+    normalise_handler_policies,
+    normalise_verifier_policies,
+)
 from luna_handlers.db import HandlerRecord, VerifierRecord
 from luna_handlers.errors import HandlerCorrupted, VerifierCorrupted
 from luna_handlers.processing.times import rfc3339
@@ -44,10 +49,16 @@ def format_time(moment: datetime) -> str:
     return rfc3339(moment)
 
 
+def _stored(text: str | None, made_with: str | None, running: str) -> orjson.Fragment | None:
+    """The rendering stored by the write, when the running version made it: spliced as is."""
+    return orjson.Fragment(text) if text is not None and made_with == running else None
+
+
 def handler_json(record: HandlerRecord) -> dict[str, Any]:
-    """The GET representation of a handler, policies with every default filled in."""
-    policies = None
-    if record.policies is not None:
+    """The GET representation of a handler, policies with every default filled in (the
+    rendering stored on write when it is current, else rendered from the stored policies)."""
+    policies: Any = _stored(record.rendered_policies, record.rendered_with, HANDLER_RENDERING)
+    if policies is None and record.policies is not None:
         try:
             policies = normalise_handler_policies(record.policies)
         except ValueError:
@@ -64,11 +75,14 @@ def handler_json(record: HandlerRecord) -> dict[str, Any]:
 
 
 def verifier_json(record: VerifierRecord) -> dict[str, Any]:
-    """The GET representation of a verifier, policies with every default filled in."""
-    try:
-        policies = normalise_verifier_policies(record.policies)
-    except ValueError:
-        raise VerifierCorrupted(record.verifier_id) from None
+    """The GET representation of a verifier, policies with every default filled in (as for
+    :func:`handler_json`)."""
+    policies: Any = _stored(record.rendered_policies, record.rendered_with, VERIFIER_RENDERING)
+    if policies is None:
+        try:
+            policies = normalise_verifier_policies(record.policies)
+        except ValueError:
+            raise VerifierCorrupted(record.verifier_id) from None
     return {
         "verifier_id": record.verifier_id,
         "account_id": record.account_id,

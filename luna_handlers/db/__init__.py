@@ -14,7 +14,12 @@ from luna_handlers.db.context import DBContext
 from luna_handlers.db.database import Database, Session
 from luna_handlers.db.dialects import dialect_for
 from luna_handlers.db.pool.failover import start_failover_database
-from luna_handlers.db.records import HandlerRecord, ListFilters, VerifierRecord
+from luna_handlers.db.records import (
+    HandlerRecord,
+    ListFilters,
+    RenderedPolicies,
+    VerifierRecord,
+)
 from luna_handlers.db.store_records import (
     DescriptorLookup,
     EventFilters,
@@ -44,5 +49,5 @@ async def open_database(settings: Settings) -> Database:
 __all__ = ["ChangeFeed", "DBContext", "Database", "DescriptorLookup", "EventFilters",
            "EventMatch", "EventMatchFilters", "EventRecord", "EventWrite", "FaceMatch",
            "FaceMatchFilters", "FaceRecord", "FaceWrite", "HandlerRecord", "ListFilters",
-           "ListRecord", "SampleKind", "SampleWrite", "Session", "StoredDescriptor",
-           "VerifierRecord", "open_database"]
+           "ListRecord", "RenderedPolicies", "SampleKind", "SampleWrite", "Session",
+           "StoredDescriptor", "VerifierRecord", "open_database"]

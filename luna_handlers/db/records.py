@@ -15,10 +15,10 @@ from luna_handlers.errors import HandlerCorrupted, VerifierCorrupted
 class HandlerRecord(NamedTuple):
     """A handler as stored; ``policies_json`` (the stored text) is None for dynamic handlers.
 
-    The policies are decoded on access, not on read: a list page whose items are already
-    rendered (:mod:`luna_handlers.app.list_items`) compares the stored text and never decodes it.
-    Records are named tuples, immutable and several times cheaper to make than frozen
-    dataclasses (a list page makes one per item).
+    The policies are decoded on access, not on read: a page or GET whose policies rendering
+    (``rendered_policies``, stored by the write, see :class:`RenderedPolicies`) is current
+    splices that text and never decodes them. Records are named tuples, immutable and several
+    times cheaper to make than frozen dataclasses (a list page makes one per item).
     """
 
     handler_id: str
@@ -28,6 +28,8 @@ class HandlerRecord(NamedTuple):
     policies_json: str | None
     create_time: datetime
     last_update_time: datetime
+    rendered_policies: str | None = None
+    rendered_with: str | None = None
 
     @property
     def policies(self) -> dict[str, Any] | None:
@@ -46,12 +48,27 @@ class VerifierRecord(NamedTuple):
     version: int
     create_time: datetime
     last_update_time: datetime
+    rendered_policies: str | None = None
+    rendered_with: str | None = None
 
     @property
     def policies(self) -> dict[str, Any]:
         """The stored policies, decoded; ``VerifierCorrupted`` when the text is not JSON."""
         policies: dict[str, Any] = _load(self.policies_json, VerifierCorrupted(self.verifier_id))
         return policies
+
+
+class RenderedPolicies(NamedTuple):
+    """The policies as a GET returns them (every default filled in), rendered when they are
+    written and stored beside them, so that reads splice the text instead of rendering.
+
+    ``made_with`` names the rendering (the policy models and the service version): a stored
+    rendering is used only while it equals the running one; after an upgrade that changes the
+    defaults, reads render from ``policies`` again, as they did before any rendering was stored.
+    """
+
+    json: str
+    made_with: str
 
 
 def _load(text: str, corrupted: Exception) -> Any:

@@ -70,6 +70,25 @@ def test_put_refreshes_an_entry() -> None:
     assert (got.record.description, got.body) == ("new", b'{"rendered": 1}')
 
 
+async def test_a_served_entry_keeps_the_body_not_the_policies_twice() -> None:
+    cache = HandlerCache(2, Health())
+    loaded = record("a")._replace(rendered_policies='{"detect_policy":{}}',
+                                  rendered_with="made-with")
+
+    async def load(_handler_id: str) -> HandlerRecord:
+        return loaded
+
+    def render(found: HandlerRecord) -> bytes:
+        return orjson.dumps({"policies": orjson.Fragment(found.rendered_policies or "null")})
+
+    missed = await cache.serve("a", load, render)
+    hit = await cache.serve("a", load, render)
+    assert missed is not None and hit is not None
+    assert missed.record == loaded and hit.body == missed.body
+    assert (hit.record.policies_json, hit.record.rendered_policies,
+            hit.record.rendered_with) == (None, None, None)
+
+
 def test_size_zero_never_serves_nor_stores() -> None:
     cache = HandlerCache(0, Health())
     assert not cache.enabled

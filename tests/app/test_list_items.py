@@ -1,4 +1,8 @@
-"""The memo of rendered list items: pages stay exactly what rendering them whole gives."""
+"""List items and GET bodies from the policies rendering stored on write.
+
+Every answer must be exactly what rendering the stored policies gives, whether the row has a
+current rendering (written by this version), a stale one (another version's), or none.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,17 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
 
-from luna_handlers.app.application import create_app
-from luna_handlers.app.list_items import RenderMemo
+from luna_handlers.app.policies import (
+    HANDLER_RENDERING,
+    VERIFIER_RENDERING,
+    normalise_handler_policies,
+    normalise_verifier_policies,
+    parse_handler_body,
+    parse_verifier_body,
+)
 from luna_handlers.app.serialize import handler_json, verifier_json
+from luna_handlers.db import RenderedPolicies
 from luna_handlers.db.context import DBContext, HandlerRecord, ListFilters, VerifierRecord
 from luna_handlers.errors import HandlerCorrupted
 from tests.app.conftest import (
@@ -22,70 +32,128 @@ from tests.app.conftest import (
     assert_error,
     create_handler,
     create_verifier,
-    make_settings,
     new_account,
-    shared,
 )
 
 MOMENT = datetime(2024, 5, 1, 12, 0, 0, 123456)
+FULL: dict[str, Any] = {
+    "detect_policy": {"detect_face": 1, "multiface_policy": 2},
+    "extract_policy": {"extract_face_descriptor": 1, "fd_score_threshold": 0.5},
+    "match_policy": [{"candidates": {"origin": "faces"}, "limit": 3, "threshold": -0.0}],
+    "conditional_tags_policy": [{"tag": "vip", "filters": {"match": [
+        {"label": "x", "similarity__gte": 0.9}]}}],
+}
 
 
-def _record(policies: dict[str, Any] | None, **fields: Any) -> HandlerRecord:
-    values: dict[str, Any] = {
-        "handler_id": "9b2c6a52-4a8e-4d4f-9c3b-2b1f2f0d7c11", "account_id": "a",
-        "description": "d", "is_dynamic": policies is None,
-        "policies_json": None if policies is None else orjson.dumps(policies).decode(),
-        "create_time": MOMENT, "last_update_time": MOMENT}
-    values.update(fields)
-    return HandlerRecord(**values)
+def _rendered_from_policies(record: HandlerRecord) -> HandlerRecord:
+    return record._replace(rendered_policies=None, rendered_with=None)
 
 
-def test_each_application_keeps_its_own_memos() -> None:
-    one = create_app(make_settings(), shared(None))  # type: ignore[arg-type]  # no DB used
-    other = create_app(make_settings(), shared(None))  # type: ignore[arg-type]
-    assert isinstance(one.state.handler_items, RenderMemo)
-    assert one.state.handler_items is not other.state.handler_items
-    assert one.state.verifier_items is not other.state.verifier_items
+def assert_rendering_is_current(record: HandlerRecord | VerifierRecord) -> None:
+    """The stored rendering is, byte for byte, the rendering of the stored policies."""
+    if isinstance(record, HandlerRecord):
+        assert record.policies is not None
+        made_with, expected = HANDLER_RENDERING, normalise_handler_policies(record.policies)
+    else:
+        made_with, expected = VERIFIER_RENDERING, normalise_verifier_policies(record.policies)
+    assert record.rendered_with == made_with
+    assert record.rendered_policies == orjson.dumps(expected).decode()
 
 
-def _memo(max_bytes: int = 1 << 20) -> RenderMemo[HandlerRecord]:
-    return RenderMemo(HandlerRecord, "handler_id", handler_json, max_bytes)
+@pytest.mark.parametrize("policies", [POLICIES, FULL, {}])
+def test_the_rendering_made_on_write_is_the_one_made_on_read(policies: dict[str, Any]) -> None:
+    parsed = parse_handler_body({"policies": policies})
+    assert parsed.rendered is not None
+    assert parsed.rendered.json == orjson.dumps(normalise_handler_policies(policies)).decode()
+    assert parse_handler_body({"is_dynamic": True}).rendered is None
+    verifier = parse_verifier_body({"policies": VERIFIER_POLICIES})
+    assert verifier.rendered is not None
+    assert verifier.rendered.json == orjson.dumps(
+        normalise_verifier_policies(VERIFIER_POLICIES)).decode()
 
 
-async def test_a_repeated_handler_page_is_the_page_rendered_whole(
-        app: Starlette, client: httpx.AsyncClient, db_context: DBContext) -> None:
+def test_a_stored_rendering_is_spliced_only_when_current() -> None:
+    stored = orjson.dumps(POLICIES).decode()
+    current = HandlerRecord("h", "a", "d", False, stored, MOMENT, MOMENT,
+                            '{"spliced":1}', HANDLER_RENDERING)
+    assert orjson.loads(orjson.dumps(handler_json(current)))["policies"] == {"spliced": 1}
+    for stale in (current._replace(rendered_with="another version"),
+                  current._replace(rendered_policies=None)):
+        assert orjson.dumps(handler_json(stale)) == orjson.dumps(
+            handler_json(_rendered_from_policies(current)))
+    corrupted = current._replace(policies_json='{"detect_policy": {"bogus": 1}}',
+                                 rendered_with=None)
+    with pytest.raises(HandlerCorrupted):
+        handler_json(corrupted)
+
+
+async def test_create_and_replace_store_the_rendering(
+        client: httpx.AsyncClient, db_context: DBContext) -> None:
+    account = new_account()
+    handler_id = await create_handler(client, account, policies=FULL)
+    verifier_id = await create_verifier(client, account)
+    record = await db_context.getHandler(handler_id)
+    verifier = await db_context.getVerifier(verifier_id)
+    assert record is not None and verifier is not None
+    assert_rendering_is_current(record)
+    assert_rendering_is_current(verifier)
+    put = await client.put(f"/1/handlers/{handler_id}", headers=acc(account),
+                           json={"policies": {"detect_policy": {"detect_face": 0}}})
+    assert put.status_code == 204
+    put = await client.put(f"/1/verifiers/{verifier_id}", headers=acc(account),
+                           json={"policies": {"verification_threshold": 0.5}})
+    assert put.status_code == 200
+    record = await db_context.getHandler(handler_id)
+    verifier = await db_context.getVerifier(verifier_id)
+    assert record is not None and verifier is not None
+    assert_rendering_is_current(record)
+    assert_rendering_is_current(verifier)
+    assert record.policies == {"detect_policy": {"detect_face": 0}}  # still stored as sent
+    put = await client.put(f"/1/handlers/{handler_id}", headers=acc(account),
+                           json={"is_dynamic": True})
+    assert put.status_code == 204
+    record = await db_context.getHandler(handler_id)
+    assert record is not None
+    assert (record.policies_json, record.rendered_policies, record.rendered_with) == (
+        None, None, None)
+
+
+async def test_a_handler_page_is_the_items_rendered_from_their_policies(
+        client: httpx.AsyncClient, db_context: DBContext) -> None:
     account = new_account()
     for number in range(3):
-        await create_handler(client, account, description=f"h{number}")
+        await create_handler(client, account, description=f"h{number}", policies=FULL)
     await create_handler(client, account, is_dynamic=True, policies=None)
+    # Rows without a current rendering: none (as the offline migration leaves them), stale.
+    await db_context.createHandler(POLICIES, account, "no rendering")
+    await db_context.createHandler(POLICIES, account, "stale", rendered=RenderedPolicies(
+        '{"rendered":"by another version"}', "another version"))
     records = await db_context.getHandlers(ListFilters(account_id=account), 1, 10)
-    whole = orjson.dumps({"handlers": [handler_json(record) for record in records]})
-    memo: RenderMemo[HandlerRecord] = app.state.handler_items  # the app's own memo
-    hits = memo.hits
-    first = await client.get("/1/handlers", headers=acc(account))
-    second = await client.get("/1/handlers", headers=acc(account))
-    assert first.content == second.content == whole
-    assert memo.hits - hits >= 4
+    assert len(records) == 6
+    whole = orjson.dumps({"handlers": [handler_json(_rendered_from_policies(record))
+                                       for record in records]})
+    page = await client.get("/1/handlers", headers=acc(account))
+    assert page.content == whole
     # the headers ORJSONResponse gave, in its order
-    assert [name for name, _ in first.headers.raw] == [
+    assert [name for name, _ in page.headers.raw] == [
         b"content-length", b"content-type", b"luna-request-id"]
-    assert first.headers.raw[:2] == [(b"content-length", str(len(whole)).encode()),
-                                     (b"content-type", b"application/json")]
+    assert page.headers.raw[:2] == [(b"content-length", str(len(whole)).encode()),
+                                    (b"content-type", b"application/json")]
+    for item in page.json()["handlers"]:
+        one = await client.get(f"/1/handlers/{item['handler_id']}", headers=acc(account))
+        assert one.json() == item
 
 
-async def test_a_repeated_verifier_page_is_the_page_rendered_whole(
-        app: Starlette, client: httpx.AsyncClient, db_context: DBContext) -> None:
+async def test_a_verifier_page_is_the_items_rendered_from_their_policies(
+        client: httpx.AsyncClient, db_context: DBContext) -> None:
     account = new_account()
     for number in range(3):
         await create_verifier(client, account, description=f"v{number}")
+    await db_context.createVerifier(VERIFIER_POLICIES, account, "no rendering")
     records = await db_context.getVerifiers(ListFilters(account_id=account), 1, 10)
-    whole = orjson.dumps({"verifiers": [verifier_json(record) for record in records]})
-    memo: RenderMemo[VerifierRecord] = app.state.verifier_items
-    hits = memo.hits
-    first = await client.get("/1/verifiers", headers=acc(account))
-    second = await client.get("/1/verifiers", headers=acc(account))
-    assert first.content == second.content == whole
-    assert memo.hits - hits >= 3
+    whole = orjson.dumps({"verifiers": [
+        verifier_json(record._replace(rendered_policies=None)) for record in records]})
+    assert (await client.get("/1/verifiers", headers=acc(account))).content == whole
 
 
 async def test_a_handler_put_shows_on_the_next_page(client: httpx.AsyncClient) -> None:
@@ -142,7 +210,7 @@ async def test_corrupted_policies_fail_every_page(client: httpx.AsyncClient,
     account = new_account()
     handler_id = await create_handler(client, account)
     assert (await client.get("/1/handlers", headers=acc(account))).status_code == 200
-    # Written past the HTTP layer's validation, after the page was rendered and memoised.
+    # Written past the HTTP layer's validation, without a rendering.
     await db_context.putHandler(handler_id, {"detect_policy": {"bogus": 1}}, "", account)
     for _ in range(2):
         assert_error(await client.get("/1/handlers", headers=acc(account)), 500, 34002)
@@ -150,56 +218,3 @@ async def test_corrupted_policies_fail_every_page(client: httpx.AsyncClient,
                            json={"policies": POLICIES})
     assert put.status_code == 204
     assert (await client.get("/1/handlers", headers=acc(account))).status_code == 200
-
-
-def test_a_hit_needs_an_equal_record() -> None:
-    memo = _memo()
-    record = _record(POLICIES)
-    body = memo.item(record)
-    assert body == orjson.dumps(handler_json(record))
-    assert memo.item(_record(orjson.loads(orjson.dumps(POLICIES)))) is body
-    assert (memo.hits, memo.misses) == (1, 1)
-    assert memo.item(_record(POLICIES, description="other")) != body
-    assert (memo.hits, memo.misses, len(memo)) == (1, 2, 1)
-    other = memo.item(_record({"detect_policy": {"detect_face": 0}}, description="other"))
-    assert b'"detect_face":0' in other
-    assert (memo.hits, memo.misses, len(memo)) == (1, 3, 1)
-
-
-def test_policies_equal_by_value_but_not_by_json_are_rendered_again() -> None:
-    # Same id, same timestamps: only the JSON of the policies tells these apart.
-    memo = _memo()
-    match = {"candidates": {"origin": "faces"}, "threshold": 0.0}
-    memo.item(_record({"match_policy": [match]}))
-    negative = memo.item(_record({"match_policy": [match | {"threshold": -0.0}]}))
-    assert b'"threshold":-0.0' in negative
-    memo.item(_record({"detect_policy": {"detect_face": 1}}))
-    with pytest.raises(HandlerCorrupted):
-        memo.item(_record({"detect_policy": {"detect_face": True}}))
-    assert memo.hits == 0
-
-
-def test_a_corrupted_record_is_never_kept() -> None:
-    memo = _memo()
-    corrupted = _record({"detect_policy": {"bogus": 1}})
-    for _ in range(2):
-        with pytest.raises(HandlerCorrupted):
-            memo.item(corrupted)
-    assert (len(memo), memo.hits) == (0, 0)
-
-
-def test_the_memo_keeps_at_most_its_budget() -> None:
-    size = len(orjson.dumps(handler_json(_record(POLICIES)))) + len(orjson.dumps(POLICIES))
-    memo = _memo(max_bytes=3 * size)
-    ids = [f"00000000-0000-4000-8000-00000000000{number}" for number in range(5)]
-    for handler_id in ids:
-        memo.item(_record(POLICIES, handler_id=handler_id))
-    assert len(memo) == 3
-    memo.item(_record(POLICIES, handler_id=ids[2]))  # the oldest kept one, now the newest
-    memo.item(_record(POLICIES, handler_id=ids[0]))
-    assert (memo.hits, len(memo)) == (1, 3)
-    memo.item(_record(POLICIES, handler_id=ids[2]))
-    assert memo.hits == 2
-    too_big = _memo(max_bytes=size - 1)
-    too_big.item(_record(POLICIES))
-    assert len(too_big) == 0

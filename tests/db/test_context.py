@@ -21,10 +21,10 @@ def account() -> str:
 def test_models_column_names_in_table_order() -> None:
     assert Handler.getColumnNames() == [
         "handler_id", "account_id", "create_time", "last_update_time", "description",
-        "policies", "is_dynamic"]
+        "policies", "is_dynamic", "rendered_policies", "rendered_with"]
     assert Verifier.getColumnNames() == [
         "verifier_id", "account_id", "create_time", "last_update_time", "description",
-        "policies", "version"]
+        "policies", "version", "rendered_policies", "rendered_with"]
 
 
 async def test_handler_lifecycle(db_context: DBContext) -> None:

@@ -1,5 +1,6 @@
-"""Deep pages: the deferred join answers what a plain OFFSET over full rows answers, for
-every page, with ties on ``create_time`` (real PostgreSQL)."""
+"""Pages near the start (read from the list index) and deep ones (the deferred join) answer
+what a plain OFFSET over full rows answers, for every page, with ties on ``create_time``
+(real PostgreSQL). The walks with small page sizes cross ``NEAR_OFFSET``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from luna_handlers.db.context import DBContext, ListFilters
+from luna_handlers.db.listing import NEAR_OFFSET
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.schema.models import HANDLER_COUNT_BACKFILL
 from luna_handlers.db.stores.common import new_id
@@ -18,6 +20,7 @@ HOT = "0a1b2c3d-0000-4000-8000-000000000001"
 OTHER = "0a1b2c3d-0000-4000-8000-000000000002"
 T0 = datetime(2026, 1, 1)
 ROWS = 157  # groups of 1 to 5 handlers share an instant; not a multiple of any page size
+assert ROWS > NEAR_OFFSET  # both statements answer pages here
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,10 @@ class _Common:
     """a client description"""
     policies: Mapped[str | None] = mapped_column(sa.Text, sort_order=5)
     """json with policies (NULL for dynamic handlers)"""
+    rendered_policies: Mapped[str | None] = mapped_column(sa.Text, sort_order=7)
+    """the policies as returned (defaults filled in), rendered on write (migration 0006)"""
+    rendered_with: Mapped[str | None] = mapped_column(sa.String(32), sort_order=8)
+    """what ``rendered_policies`` was rendered with; used only while it is the running one"""
 
 
 class Handler(_Common, Base):

@@ -21,7 +21,7 @@ from luna_handlers.db.database import Database
 from luna_handlers.db.dialects import named
 from luna_handlers.db.listing import COUNT, filter_params, id_column, page_rows
 from luna_handlers.db.prepared import Prepared, Row, Statement
-from luna_handlers.db.records import ListFilters
+from luna_handlers.db.records import ListFilters, RenderedPolicies
 
 SCOPES = (False, True)  # without and with an account restriction
 
@@ -34,6 +34,21 @@ def new_id() -> str:
 def dump(policies: dict[str, Any] | None) -> str | None:
     """Policies as the JSON text stored."""
     return None if policies is None else orjson.dumps(policies).decode()
+
+
+#: The columns of a policies rendering (:class:`RenderedPolicies`), written with the policies.
+RENDERED_COLUMNS = ("rendered_policies", "rendered_with")
+
+
+def rendered_values(rendered: RenderedPolicies | None) -> dict[str, Any]:
+    """The bind values of :data:`RENDERED_COLUMNS` (NULL without a rendering: reads render)."""
+    return {"v_rendered_policies": None if rendered is None else rendered.json,
+            "v_rendered_with": None if rendered is None else rendered.made_with}
+
+
+def rendered_binds() -> dict[str, Any]:
+    """``column = :v_<column>`` for :data:`RENDERED_COLUMNS`, for an UPDATE's values."""
+    return {column: sa.bindparam(f"v_{column}") for column in RENDERED_COLUMNS}
 
 
 def match(table: sa.Table, scoped: bool) -> list[sa.ColumnElement[bool]]:

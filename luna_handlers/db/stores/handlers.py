@@ -12,10 +12,11 @@ import sqlalchemy as sa
 
 from luna_handlers.db.listing import filter_params
 from luna_handlers.db.prepared import Prepared, Row
-from luna_handlers.db.records import HandlerRecord, ListFilters
+from luna_handlers.db.records import HandlerRecord, ListFilters, RenderedPolicies
 from luna_handlers.db.schema.models import Handler
 from luna_handlers.db.schema.sqltypes import utc_now
 from luna_handlers.db.stores.common import (
+    RENDERED_COLUMNS,
     SCOPES,
     Store,
     by_id,
@@ -27,6 +28,8 @@ from luna_handlers.db.stores.common import (
     insert_statement,
     match,
     new_id,
+    rendered_binds,
+    rendered_values,
 )
 from luna_handlers.db.stores.counts import counted_deletes, counted_insert, counter_for
 
@@ -37,7 +40,8 @@ def _put(scoped: bool) -> Prepared:
     return Prepared(lambda dialect: changed(
         sa.update(HANDLER).where(*match(HANDLER, scoped)).values(
             description=sa.bindparam("v_description"), is_dynamic=sa.bindparam("v_is_dynamic"),
-            policies=sa.bindparam("v_policies"), last_update_time=utc_now()),
+            policies=sa.bindparam("v_policies"), last_update_time=utc_now(),
+            **rendered_binds()),
         HANDLER, dialect, notify=True))
 
 
@@ -47,7 +51,8 @@ DELETE_HANDLER = {scoped: delete_statement(HANDLER, scoped, notify=True, also=co
                   for scoped in SCOPES}
 PUT_HANDLER = {scoped: _put(scoped) for scoped in SCOPES}
 INSERT_HANDLER = insert_statement(
-    HANDLER, ("handler_id", "account_id", "description", "is_dynamic", "policies"),
+    HANDLER, ("handler_id", "account_id", "description", "is_dynamic", "policies",
+              *RENDERED_COLUMNS),
     lambda insert, dialect: counted_insert(insert) if dialect == "postgresql" else insert)
 
 
@@ -57,6 +62,7 @@ def _handler(row: Row) -> HandlerRecord:
         description=row["description"] or "", is_dynamic=bool(row["is_dynamic"]),
         policies_json=row["policies"], create_time=row["create_time"],
         last_update_time=row["last_update_time"],
+        rendered_policies=row["rendered_policies"], rendered_with=row["rendered_with"],
     )
 
 
@@ -64,13 +70,16 @@ class HandlerStore(Store):
     """Reads and writes of handlers."""
 
     async def createHandler(self, policies: dict[str, Any] | None, accountId: str,
-                            description: str = "", isDynamic: bool = False) -> str:
-        """Create a handler and return its id. Dynamic handlers store no policies."""
+                            description: str = "", isDynamic: bool = False,
+                            *, rendered: RenderedPolicies | None = None) -> str:
+        """Create a handler and return its id. Dynamic handlers store no policies;
+        ``rendered``: the policies as a read returns them, stored beside them."""
         handler_id = new_id()
         await self._write(INSERT_HANDLER, {
             "v_handler_id": handler_id, "v_account_id": accountId,
             "v_description": description, "v_is_dynamic": isDynamic,
-            "v_policies": None if isDynamic else dump(policies)})
+            "v_policies": None if isDynamic else dump(policies),
+            **rendered_values(None if isDynamic else rendered)})
         return handler_id
 
     async def getHandler(self, handlerId: str, accountId: str | None = None
@@ -99,15 +108,18 @@ class HandlerStore(Store):
 
     async def putHandler(self, handlerId: str, policies: dict[str, Any] | None,
                          description: str, accountId: str | None,
-                         isDynamic: bool = False) -> bool:
-        """Replace description, policies and type; False when the handler does not exist.
+                         isDynamic: bool = False,
+                         *, rendered: RenderedPolicies | None = None) -> bool:
+        """Replace description, policies (and their ``rendered`` form) and type; False when
+        the handler does not exist.
 
         On PostgreSQL the handler caches of every instance are notified in the same
         statement (see :func:`~luna_handlers.db.stores.common.changed`).
         """
         params = by_id(handlerId, accountId) | {
             "v_description": description, "v_is_dynamic": isDynamic,
-            "v_policies": None if isDynamic else dump(policies)}
+            "v_policies": None if isDynamic else dump(policies),
+            **rendered_values(None if isDynamic else rendered)}
         return bool(await self._write(PUT_HANDLER[accountId is not None], params))
 
     async def deleteHandler(self, handlerId: str, accountId: str | None = None) -> bool:

@@ -25,6 +25,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from luna_handlers.app.params import MAX_IDS
 from luna_handlers.config import DBSettings, FailoverSettings
+from luna_handlers.db import RenderedPolicies
 from luna_handlers.db.context import HANDLER, VERIFIER, DBContext, ListFilters
 from luna_handlers.db.database import Session
 from luna_handlers.db.dialects import dialect_for
@@ -149,7 +150,7 @@ STORE_TABLES = ("list", "face", "list_face", "event", "sample")
 STORE_SECTION = "".join(f"{STORE_DDL[name]};\n\n" for name in STORE_TABLES) + "".join(
     f"{index};\n\n" for name in STORE_TABLES for index in INDEXES[name])
 EXPECTED_SCRIPT = f"""\
--- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0005.
+-- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0006.
 -- Made by 'luna-handlers db sql --db-type oracle'. Run it as is, as the schema owner, in
 -- SQL*Plus or SQLcl: sqlplus user/password@//host:1521/service @luna_handlers.sql
 -- Every SQL statement ends with ';' (a PL/SQL block would end with '/' on its own line).
@@ -216,6 +217,20 @@ COMMIT;
 UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
 
 COMMIT;
+
+-- Running upgrade 0005 -> 0006
+
+ALTER TABLE handler ADD rendered_policies CLOB;
+
+ALTER TABLE handler ADD rendered_with VARCHAR2(32 CHAR);
+
+ALTER TABLE verifier ADD rendered_policies CLOB;
+
+ALTER TABLE verifier ADD rendered_with VARCHAR2(32 CHAR);
+
+UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
+
+COMMIT;
 """
 
 
@@ -252,7 +267,7 @@ def test_offline_script_is_the_reviewed_one() -> None:
 
 def test_offline_script_runs_as_is_in_sqlplus() -> None:
     statements = sqlplus_read(offline_sql("oracle"))
-    assert len(statements) == 34  # 24 DDL, 5 version-table changes, 5 COMMIT
+    assert len(statements) == 40  # 28 DDL, 6 version-table changes, 6 COMMIT
     for index, statement in enumerate(statements):
         without_literals = re.sub(r"'(?:[^']|'')*'", "''", statement)
         assert not re.search(r":\w", without_literals), f"bind variable in {statement!r}"
@@ -279,15 +294,23 @@ def test_sqlplus_conventions_for_what_later_revisions_may_hold() -> None:
 
 def test_postgres_offline_sql_keeps_its_own_form() -> None:
     ddl = offline_sql("postgres")
-    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 5  # one per revision
+    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 6  # one per revision
     assert "WHENEVER" not in ddl and "\n/\n" not in ddl
+
+
+def with_rendering(ddl: str) -> str:
+    """A 0001/0002 CREATE TABLE with the columns 0006 adds, where the models have them."""
+    head, constraints = ddl.split("\n    CONSTRAINT", 1)
+    return (f"{head}\n    rendered_policies CLOB,\n    rendered_with VARCHAR2(32 CHAR),"
+            f"\n    CONSTRAINT{constraints}")
 
 
 def test_models_compile_to_the_migrated_ddl() -> None:
     offline_dialect = oracle_dialects.dialect(**dialect_for("oracle").engine_options)  # type: ignore[no-untyped-call]
     for dialect in (ORACLE, offline_dialect):
         stores = [(Base.metadata.tables[name], STORE_DDL[name]) for name in STORE_TABLES]
-        for table, ddl in ((HANDLER, HANDLER_DDL), (VERIFIER, VERIFIER_DDL), *stores):
+        for table, ddl in ((HANDLER, with_rendering(HANDLER_DDL)),
+                           (VERIFIER, with_rendering(VERIFIER_DDL)), *stores):
             create = str(CreateTable(table).compile(dialect=dialect)).strip()
             assert rstripped(create.replace("\t", "    ")) == ddl  # Alembic's tab expansion
             assert sorted(str(CreateIndex(index).compile(dialect=dialect))
@@ -396,10 +419,10 @@ FILTER_PARAMS = {"account_id": ACC, "description": "%50/%/_off//x%", "create_tim
                  "create_time__lt": T2, "ids_1": "i1", "ids_2": "i2"}
 H_SELECT = ("SELECT handler.handler_id, handler.account_id, handler.create_time, "
             "handler.last_update_time, handler.description, handler.policies, "
-            "handler.is_dynamic FROM handler")
+            "handler.is_dynamic, handler.rendered_policies, handler.rendered_with FROM handler")
 V_SELECT = ("SELECT verifier.verifier_id, verifier.account_id, verifier.create_time, "
             "verifier.last_update_time, verifier.description, verifier.policies, "
-            "verifier.version FROM verifier")
+            "verifier.version, verifier.rendered_policies, verifier.rendered_with FROM verifier")
 # LIKE is escaped with '/' (the pattern is made in Python); booleans are the numbers 0 and 1.
 H_FILTERS = ("WHERE handler.account_id = :account_id AND handler.description LIKE :description "
              "ESCAPE '/' AND handler.handler_id IN (:ids_1, :ids_2) AND handler.create_time >= "
@@ -419,38 +442,58 @@ V_IDS: dict[str, object] = {"object_id": "<verifier>", "account_id": ACC}
 PAGE = "OFFSET :page_offset ROWS FETCH FIRST :page_limit ROWS ONLY"
 
 
+def near_page_of(table: str, select: str, where: str) -> str:
+    """A page near the start as sent: straight from the list index."""
+    return f"{select} {where} ORDER BY {table}.create_time DESC, {table}.{table}_id {PAGE}"
+
+
 def page_of(table: str, select: str, where: str) -> str:
-    """A list page as sent: the page's ids in a subquery (a deferred join), then the rows."""
+    """A deep page as sent: the page's ids in a subquery (a deferred join), then the rows."""
     order = f"ORDER BY {table}.create_time DESC, {table}.{table}_id"
     return (f"{select} JOIN (SELECT {table}.{table}_id AS page_id FROM {table} {where} "
             f"{order} {PAGE}) page ON {table}.{table}_id = page.page_id {order}")
 
 
+# The policies rendering stored with the policies (CLOB): NULL when none is given.
+RENDERED = RenderedPolicies('{"a":1,"more":0}', "made-with")
+RENDERED_VALUES = {"v_rendered_policies": RENDERED.json, "v_rendered_with": RENDERED.made_with}
+NO_RENDERING = {"v_rendered_policies": None, "v_rendered_with": None}
+H_INSERT = ("INSERT INTO handler (handler_id, account_id, description, policies, is_dynamic, "
+            "rendered_policies, rendered_with) VALUES (:v_handler_id, :v_account_id, "
+            ":v_description, :v_policies, :v_is_dynamic, :v_rendered_policies, "
+            ":v_rendered_with)")
+H_UPDATE = ("UPDATE handler SET last_update_time=SYS_EXTRACT_UTC(SYSTIMESTAMP), "
+            "description=:v_description, policies=:v_policies, is_dynamic=:v_is_dynamic, "
+            f"rendered_policies=:v_rendered_policies, rendered_with=:v_rendered_with {H_BY_ID} "
+            "RETURNING handler.handler_id INTO :ret_0")
+
 Call = Callable[[DBContext, dict[str, str]], Awaitable[object]]
 CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
     "createHandler": (
-        lambda c, _i: c.createHandler({"a": 1}, ACC, "d"),
-        "INSERT INTO handler (handler_id, account_id, description, policies, is_dynamic) "
-        "VALUES (:v_handler_id, :v_account_id, :v_description, :v_policies, :v_is_dynamic)",
+        lambda c, _i: c.createHandler({"a": 1}, ACC, "d", rendered=RENDERED),
+        H_INSERT,
         {"v_handler_id": "<new>", "v_account_id": ACC, "v_description": "d",
-         "v_policies": '{"a":1}', "v_is_dynamic": False}),
+         "v_policies": '{"a":1}', "v_is_dynamic": False, **RENDERED_VALUES}),
     "createHandler-dynamic": (
-        lambda c, _i: c.createHandler({"a": 1}, ACC, isDynamic=True),
-        "INSERT INTO handler (handler_id, account_id, description, policies, is_dynamic) "
-        "VALUES (:v_handler_id, :v_account_id, :v_description, :v_policies, :v_is_dynamic)",
+        lambda c, _i: c.createHandler({"a": 1}, ACC, isDynamic=True, rendered=RENDERED),
+        H_INSERT,
         {"v_handler_id": "<new>", "v_account_id": ACC, "v_description": "", "v_policies": None,
-         "v_is_dynamic": True}),
+         "v_is_dynamic": True, **NO_RENDERING}),
     "getHandler": (lambda c, i: c.getHandler(i["handler"], ACC), f"{H_SELECT} {H_BY_ID}", H_IDS),
     "getHandler-root": (
         lambda c, i: c.getHandler(i["handler"]),
         f"{H_SELECT} WHERE handler.handler_id = :object_id", {"object_id": "<handler>"}),
     "getHandlers": (
+        lambda c, _i: c.getHandlers(FILTERS, page=31, pageSize=10),
+        page_of("handler", H_SELECT, H_FILTERS),
+        {**FILTER_PARAMS, "is_dynamic": 1, "page_offset": 300, "page_limit": 10}),
+    "getHandlers-search": (  # a description search keeps the deferred join on every page
         lambda c, _i: c.getHandlers(FILTERS, page=3, pageSize=10),
         page_of("handler", H_SELECT, H_FILTERS),
         {**FILTER_PARAMS, "is_dynamic": 1, "page_offset": 20, "page_limit": 10}),
     "getHandlers-static": (
         lambda c, _i: c.getHandlers(ListFilters(is_dynamic=False)),
-        page_of("handler", H_SELECT, "WHERE handler.is_dynamic = :is_dynamic"),
+        near_page_of("handler", H_SELECT, "WHERE handler.is_dynamic = :is_dynamic"),
         {"is_dynamic": 0, "page_offset": 0, "page_limit": 10}),
     "getHandlersCount": (
         lambda c, _i: c.getHandlersCount(FILTERS),
@@ -459,35 +502,36 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         lambda c, i: c.doesHandlerExist(i["handler"], ACC),
         f"SELECT handler.handler_id FROM handler {H_BY_ID}", H_IDS),
     "putHandler": (
-        lambda c, i: c.putHandler(i["handler"], {"b": 2}, "e", ACC),
-        "UPDATE handler SET last_update_time=SYS_EXTRACT_UTC(SYSTIMESTAMP), "
-        f"description=:v_description, policies=:v_policies, is_dynamic=:v_is_dynamic {H_BY_ID} "
-        "RETURNING handler.handler_id INTO :ret_0",
-        {"v_description": "e", "v_policies": '{"b":2}', "v_is_dynamic": False, **H_IDS,
-         "ret_0": None}),
+        lambda c, i: c.putHandler(i["handler"], {"b": 2}, "e", ACC, rendered=RENDERED),
+        H_UPDATE,
+        {"v_description": "e", "v_policies": '{"b":2}', "v_is_dynamic": False,
+         **RENDERED_VALUES, **H_IDS, "ret_0": None}),
     "putHandler-dynamic": (
         lambda c, i: c.putHandler(i["handler"], None, "e", ACC, isDynamic=True),
-        "UPDATE handler SET last_update_time=SYS_EXTRACT_UTC(SYSTIMESTAMP), "
-        f"description=:v_description, policies=:v_policies, is_dynamic=:v_is_dynamic {H_BY_ID} "
-        "RETURNING handler.handler_id INTO :ret_0",
-        {"v_description": "e", "v_policies": None, "v_is_dynamic": True, **H_IDS,
-         "ret_0": None}),
+        H_UPDATE,
+        {"v_description": "e", "v_policies": None, "v_is_dynamic": True, **NO_RENDERING,
+         **H_IDS, "ret_0": None}),
     "deleteHandler": (
         lambda c, i: c.deleteHandler(i["missing"], ACC),
         f"DELETE FROM handler {H_BY_ID} RETURNING handler.handler_id INTO :ret_0",
         {**H_IDS, "object_id": "<missing>", "ret_0": None}),
     "createVerifier": (
-        lambda c, _i: c.createVerifier({"a": 1}, ACC, "d"),
-        "INSERT INTO verifier (verifier_id, account_id, description, policies, version) "
-        "VALUES (:v_verifier_id, :v_account_id, :v_description, :v_policies, :v_version)",
+        lambda c, _i: c.createVerifier({"a": 1}, ACC, "d", rendered=RENDERED),
+        "INSERT INTO verifier (verifier_id, account_id, description, policies, version, "
+        "rendered_policies, rendered_with) VALUES (:v_verifier_id, :v_account_id, "
+        ":v_description, :v_policies, :v_version, :v_rendered_policies, :v_rendered_with)",
         {"v_verifier_id": "<new>", "v_account_id": ACC, "v_description": "d",
-         "v_policies": '{"a":1}', "v_version": 1}),
+         "v_policies": '{"a":1}', "v_version": 1, **RENDERED_VALUES}),
     "getVerifier": (
         lambda c, i: c.getVerifier(i["verifier"], ACC), f"{V_SELECT} {V_BY_ID}", V_IDS),
     "getVerifiers": (
         lambda c, _i: c.getVerifiers(FILTERS, page=2, pageSize=5),  # is_dynamic: handlers only
         page_of("verifier", V_SELECT, V_FILTERS),
         {**FILTER_PARAMS, "page_offset": 5, "page_limit": 5}),
+    "getVerifiers-near": (
+        lambda c, _i: c.getVerifiers(ListFilters(account_id=ACC), page=2, pageSize=5),
+        near_page_of("verifier", V_SELECT, "WHERE verifier.account_id = :account_id"),
+        {"account_id": ACC, "page_offset": 5, "page_limit": 5}),
     "getVerifierCount": (
         lambda c, _i: c.getVerifierCount(ListFilters()), "SELECT count(*) AS total FROM verifier",
         {}),
@@ -501,9 +545,10 @@ CASES: dict[str, tuple[Call, str, dict[str, object]]] = {
         # back through an OUT bind, Oracle's form of RETURNING.
         "UPDATE verifier SET last_update_time=SYS_EXTRACT_UTC(SYSTIMESTAMP), "
         "description=:v_description, policies=:v_policies, "
-        f"version=(verifier.version + :version_1) {V_BY_ID} RETURNING verifier.version INTO :ret_0",
-        {"v_description": "dd", "v_policies": '{"x":1}', "version_1": 1, **V_IDS,
-         "ret_0": None}),
+        f"version=(verifier.version + :version_1), rendered_policies=:v_rendered_policies, "
+        f"rendered_with=:v_rendered_with {V_BY_ID} RETURNING verifier.version INTO :ret_0",
+        {"v_description": "dd", "v_policies": '{"x":1}', "version_1": 1, **NO_RENDERING,
+         **V_IDS, "ret_0": None}),
     "deleteVerifier": (
         lambda c, i: c.deleteVerifier(i["missing"], ACC),
         f"DELETE FROM verifier {V_BY_ID} RETURNING verifier.verifier_id INTO :ret_0",
@@ -559,6 +604,9 @@ async def test_context_statement_on_oracle(oracle_path: OracleCodePath, ids: dic
     assert max(map(len, compiled.bind_names.values()), default=0) <= 30  # every version
 
 
+NVARCHAR = oracledb.DB_TYPE_NVARCHAR
+
+
 def input_sizes(compiled: SQLCompiler) -> dict[str, Any]:
     """What the oracledb dialect passes to ``cursor.setinputsizes()``, by bind name."""
     lookup = compiled._get_set_input_sizes_lookup()  # type: ignore[no-untyped-call]
@@ -567,19 +615,21 @@ def input_sizes(compiled: SQLCompiler) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("case", "expected"), [
-    ("createHandler", {"v_policies": oracledb.DB_TYPE_NVARCHAR}),
-    ("putHandler", {"v_policies": oracledb.DB_TYPE_NVARCHAR}),
-    ("createVerifier", {"v_policies": oracledb.DB_TYPE_NVARCHAR, "v_version": int}),
-    ("putVerifier", {"v_policies": oracledb.DB_TYPE_NVARCHAR, "version_1": int, "ret_0": int}),
+    ("createHandler", {"v_policies": NVARCHAR, "v_rendered_policies": NVARCHAR}),
+    ("putHandler", {"v_policies": NVARCHAR, "v_rendered_policies": NVARCHAR}),
+    ("createVerifier", {"v_policies": NVARCHAR, "v_rendered_policies": NVARCHAR,
+                        "v_version": int}),
+    ("putVerifier", {"v_policies": NVARCHAR, "v_rendered_policies": NVARCHAR,
+                     "version_1": int, "ret_0": int}),
     ("getHandlers", {"create_time__gte": oracledb.DB_TYPE_TIMESTAMP,
                      "create_time__lt": oracledb.DB_TYPE_TIMESTAMP}),
 ])
 async def test_bind_types(oracle_path: OracleCodePath, ids: dict[str, str], case: str,
                           expected: dict[str, Any]) -> None:
-    """policies goes as a string bind, never a temporary CLOB: SQLAlchemy 2 binds Text as
-    DB_TYPE_NVARCHAR (sqlalchemy#7494, agreed with python-oracledb, whose thin mode sends a
-    value over 32 KiB as a LONG-style bind, which Oracle takes for a CLOB column in INSERT
-    VALUES and UPDATE SET, nowhere else: hence no comparison of policies). Times go as
+    """policies (and its rendering) go as a string bind, never a temporary CLOB: SQLAlchemy 2
+    binds Text as DB_TYPE_NVARCHAR (sqlalchemy#7494, agreed with python-oracledb, whose thin
+    mode sends a value over 32 KiB as a LONG-style bind, which Oracle takes for a CLOB column
+    in INSERT VALUES and UPDATE SET, nowhere else: hence no comparison of policies). Times go as
     TIMESTAMP, not DATE, so the create_time index stays usable."""
     compiled, _, _ = await run_one(oracle_path, CASES[case][0], ids)
     assert input_sizes(compiled) == expected
