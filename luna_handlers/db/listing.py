@@ -248,10 +248,10 @@ async def page_rows(database: Database, table: sa.Table, filters: ListFilters, p
     """One page of ``table`` (newest first) on a session of the scan share.
 
     Without a search, a page near the start is read straight from the list index and a
-    deeper one by the deferred join. A search on PostgreSQL (with no id list, which would lead any plan) runs the walk
-    first; its page is the answer when it is full (the page's matches all lie in the
-    walk, which is a prefix of the list in its order) or when the walk read the whole
-    list; otherwise the page comes from every match. Each answer is that of one
+    deeper one by the deferred join. A search on PostgreSQL (with no id list, which would
+    lead any plan) runs the walk first; its page is the answer when it is full (the page's
+    matches all lie in the walk, which is a prefix of the list in its order) or when the
+    walk read the whole list; otherwise the page comes from every match. Each answer is that of one
     statement, identical to the plain page's.
     """
     params = filter_params(table, filters)

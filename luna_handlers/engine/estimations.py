@@ -49,10 +49,17 @@ UNAVAILABLE_ESTIMATIONS: Mapping[str, str] = {
 }
 
 
-def _value_at(policies: Mapping[str, Any], path: str) -> Any:
+#: The paths above, split once, and whether being set at all asks (the angle thresholds):
+#: this runs on every write of a handler or verifier.
+_PARTS = tuple((path, tuple(path.split(".")), path.endswith("_threshold"))
+               for path in UNAVAILABLE_ESTIMATIONS)
+
+
+def _value_at(policies: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
     node: Any = policies
-    for part in path.split("."):
-        if not isinstance(node, Mapping):
+    for part in parts:
+        # type() first: a dict (what JSON gives) skips the slower ABC check.
+        if type(node) is not dict and not isinstance(node, Mapping):
             return None
         node = node.get(part)
     return node
@@ -60,11 +67,12 @@ def _value_at(policies: Mapping[str, Any], path: str) -> Any:
 
 def unavailable_requested(policies: Mapping[str, Any]) -> list[str]:
     """The paths of :data:`UNAVAILABLE_ESTIMATIONS` that ``policies`` (JSON-like) asks for."""
-    return [path for path in UNAVAILABLE_ESTIMATIONS if _asks(path, _value_at(policies, path))]
-
-
-def _asks(path: str, value: Any) -> bool:
-    return value is not None if path.endswith("_threshold") else bool(value)
+    asked = []
+    for path, parts, when_set in _PARTS:
+        value = _value_at(policies, parts)
+        if value is not None if when_set else bool(value):
+            asked.append(path)
+    return asked
 
 
 def check_estimations(policies: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ widen the match.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from luna_handlers.engine import check_estimations
 from luna_handlers.errors import BadInputJson, EstimationNotAvailable
@@ -37,11 +37,17 @@ _STORAGE_POLICIES = ("face_sample_policy", "body_sample_policy", "image_origin_p
                      "attribute_policy", "face_policy", "event_policy", "notification_policy")
 
 
+def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    # type() first: a dict (what JSON gives) skips the slower ABC check; this runs on
+    # every write of a handler or verifier.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _items(policies: Mapping[str, Any], key: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     value = policies.get(key)
     if isinstance(value, list):
         for index, item in enumerate(value):
-            if isinstance(item, Mapping):
+            if _is_mapping(item):
                 yield f"{key}[{index}]", item
 
 
@@ -50,11 +56,11 @@ def _filters(policies: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, An
     yield from _items(policies, "match_policy")
     yield from _items(policies, "conditional_tags_policy")
     storage = policies.get("storage_policy")
-    if not isinstance(storage, Mapping):
+    if not _is_mapping(storage):
         return
     for name in _STORAGE_POLICIES:
         policy = storage.get(name)
-        if isinstance(policy, Mapping):
+        if _is_mapping(policy):
             yield f"storage_policy.{name}", policy
             if name == "face_policy":
                 for path, link in _items(policy, "link_to_lists_policy"):
@@ -70,13 +76,13 @@ def check_supported(policies: Mapping[str, Any]) -> None:
     check_estimations(policies)
     for path, item in _filters(policies):
         filters = item.get("filters")
-        if isinstance(filters, Mapping):
+        if _is_mapping(filters):
             for key, what in FILTER_ESTIMATIONS.items():
                 if filters.get(key) is not None:
                     raise EstimationNotAvailable(f"{path}.filters.{key}", what)
     for path, item in _items(policies, "match_policy"):
         candidates = item.get("candidates")
-        if isinstance(candidates, Mapping):
+        if _is_mapping(candidates):
             _check_candidates(f"policies.{path}.candidates", candidates)
 
 
