@@ -43,6 +43,7 @@ from tests.db.pool.test_failover import (
     metric,
     open_pair,
     stored,
+    switches,
     until,
 )
 
@@ -62,12 +63,6 @@ async def pair(hosts: Hosts) -> AsyncIterator[tuple[PgCluster, PgCluster, Failov
     """Primary A + synchronous standby B; a pool on A with the default settings."""
     async for made in open_pair(hosts, DEFAULTS):
         yield made
-
-
-def switches() -> float:
-    return sum(metric("luna_handlers_db_pool_switches_total", reason=reason)
-               for reason in ("connectivity_failures", "read_only", "health_check_unreachable",
-                              "health_check_timeout", "health_check_role"))
 
 
 async def test_defaults_are_the_documented_ones() -> None:

@@ -27,6 +27,7 @@ from luna_handlers.db.dialects.postgresql.connect import pg_engine
 from luna_handlers.db.dialects.postgresql.dsn import PgDsn, parse_pg_dsn
 from luna_handlers.db.hosts import HostPort
 from luna_handlers.db.pool.failover import FailoverDatabase
+from luna_handlers.db.pool.switching import Reason
 from luna_handlers.db.schema.migrate import upgrade
 from luna_handlers.errors import DatabaseError, DatabaseOutcomeUnknown, DatabaseUnavailable
 from luna_handlers.pgserver.cluster import PgCluster, free_port
@@ -188,12 +189,13 @@ async def stored(db: FailoverDatabase, ids: list[str]) -> int:
 
 #: What a killed host looks like to the pool: refused requests, a refused health check, or,
 #: on a loaded machine, a health check that was in flight at the kill and timed out.
-KILL_REASONS = ("connectivity_failures", "health_check_unreachable", "health_check_timeout")
+KILL_REASONS = (Reason.FAILURES, Reason.UNREACHABLE, Reason.HUNG)
 
 
-def kill_switches() -> float:
+def switches(*reasons: Reason) -> float:
+    """Pool switches counted so far for these reasons (every reason when none is given)."""
     return sum(metric("luna_handlers_db_pool_switches_total", reason=reason)
-               for reason in KILL_REASONS)
+               for reason in reasons or tuple(Reason))
 
 
 async def test_killed_primary_promoted_standby_takes_over_without_losing_writes(
@@ -201,7 +203,7 @@ async def test_killed_primary_promoted_standby_takes_over_without_losing_writes(
         caplog: pytest.LogCaptureFixture) -> None:
     a, b, db = pair
     caplog.set_level(logging.INFO, logger="luna_handlers.db")
-    switches = kill_switches()
+    before = switches(*KILL_REASONS)
     writers = [Writer(DBContext(db)) for _ in range(3)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(w.run(stop)) for w in writers]
@@ -235,7 +237,7 @@ async def test_killed_primary_promoted_standby_takes_over_without_losing_writes(
     assert metric("luna_handlers_db_pool_generation") == 2
     assert metric("luna_handlers_db_active_host_info", host=host(b), role="primary") == 1
     assert metric("luna_handlers_db_active_host_info", host=host(a), role="primary") == 0
-    assert kill_switches() == switches + 1
+    assert switches(*KILL_REASONS) == before + 1
 
     # No flapping: A comes back as a read-write primary; the pool stays on B.
     await asyncio.to_thread(a.start)
