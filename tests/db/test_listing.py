@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from luna_handlers.db.context import HANDLER, VERIFIER
-from luna_handlers.db.listing import COUNT, PAGE, WALK_MAX, filter_params, walk_limit
+from luna_handlers.db.listing import COUNT, PAGE, filter_params
 from luna_handlers.db.records import ListFilters
 
 T = datetime(2025, 1, 1)
@@ -44,9 +44,3 @@ def test_one_statement_per_table_and_shape() -> None:
     assert PAGE(HANDLER, shape) is not PAGE(VERIFIER, shape)
     assert PAGE(HANDLER, shape) is not PAGE(HANDLER, ("account_id",))
     assert COUNT(HANDLER, shape) is not PAGE(HANDLER, shape)
-
-
-@pytest.mark.parametrize(("page", "size", "rows"), [
-    (1, 10, 2_000), (2, 10, 4_000), (1, 100, 20_000), (3, 100, WALK_MAX), (1000, 1, WALK_MAX)])
-def test_walk_limit(page: int, size: int, rows: int) -> None:
-    assert walk_limit(page, size) == rows

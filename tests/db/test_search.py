@@ -16,10 +16,11 @@ import asyncpg
 import pytest
 
 from luna_handlers.db.context import HANDLER, DBContext, ListFilters
-from luna_handlers.db.listing import MATCHED_PAGE, WALK_PAGE, filter_params, walk_limit
+from luna_handlers.db.listing import StatementsByShape, filter_params
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.prepared import Prepared
 from luna_handlers.db.schema.migrate import upgrade
+from luna_handlers.db.search import MATCHED_PAGE, OWNED_PAGE, WALK_MAX, WALK_PAGE, owned, walk_limit
 from luna_handlers.pgserver.cluster import PgCluster
 from tests.conftest import TEST_PASSWORD, TEST_USER, host_pool, new_database, run_sql
 
@@ -28,7 +29,27 @@ HOT = "0a1b2c3d-0000-4000-8000-00000000aaaa"
 WORDS = [f"{stem}{n}" for stem in ("gate", "door", "lobby", "yard", "dock", "hall")
          for n in range(10)]
 RARE = "turnstile"
+#: Every 5,000th row (10, all in the hot account): case, letters beyond ASCII, LIKE's own
+#: characters.
+ODD = "Grüße 50%_off/"
 TRIGRAM_INDEX = "ix_handler_description_trgm"
+GRAMS_INDEX = "ix_handler_grams"
+
+
+@pytest.mark.parametrize(("page", "size", "rows"), [
+    (1, 10, 2_000), (2, 10, 4_000), (1, 100, 20_000), (3, 100, WALK_MAX), (1000, 1, WALK_MAX)])
+def test_walk_limit(page: int, size: int, rows: int) -> None:
+    assert walk_limit(page, size) == rows
+
+
+@pytest.mark.parametrize(("filters", "by_grams"), [
+    (ListFilters(account_id=HOT, description="gate"), True),
+    (ListFilters(account_id=HOT, description="gat", is_dynamic=True), True),
+    (ListFilters(account_id=HOT, description="ga"), False),  # no three-character substring
+    (ListFilters(description="gate"), False),  # every account: the trigram index
+])
+def test_which_searches_use_the_account_grams(filters: ListFilters, by_grams: bool) -> None:
+    assert owned(tuple(filter_params(HANDLER, filters))) is by_grams
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +69,11 @@ async def big(pg_cluster: PgCluster) -> AsyncIterator[tuple[HostPool, asyncpg.Co
             "  timestamp '2026-01-01' + (n / 3) * interval '1 second',"
             "  timestamp '2026-01-01' + (n / 3) * interval '1 second',"
             "  CASE WHEN n % 2500 = 0 THEN :rare || ' ' || n"
+            "   WHEN n % 5000 = 2 THEN :odd || n"
             "   ELSE (CAST(:words AS text[]))[1 + n % 60] || ' ' || (n % 1000) END,"
             "  NULL, true"
             " FROM generate_series(1, :rows) AS n",
-            hot=HOT, rare=RARE, words=WORDS, rows=ROWS)
+            hot=HOT, rare=RARE, odd=ODD, words=WORDS, rows=ROWS)
         await run_sql(session, "ANALYZE handler")
     conn = await asyncpg.connect(host=pg_cluster.host, port=pg_cluster.port, user=TEST_USER,
                                  password=TEST_PASSWORD, database=dbname)
@@ -95,16 +117,18 @@ MODES = ["force_generic_plan", "force_custom_plan"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("account", [None, HOT])
-async def test_a_rare_term_is_found_by_the_trigram_index(
-        big: tuple[HostPool, asyncpg.Connection], mode: str, account: str | None) -> None:
+@pytest.mark.parametrize(("account", "statement", "index"), [
+    (None, MATCHED_PAGE, TRIGRAM_INDEX), (HOT, OWNED_PAGE, GRAMS_INDEX)])
+async def test_a_rare_term_is_found_by_an_index_of_matches(
+        big: tuple[HostPool, asyncpg.Connection], mode: str, account: str | None,
+        statement: StatementsByShape, index: str) -> None:
     pool, conn = big
     filters = ListFilters(account_id=account, description=RARE)
     shape = tuple(filter_params(HANDLER, filters))
-    indexes = await plan_indexes(pool, conn, MATCHED_PAGE(HANDLER, shape), _params(filters),
-                                 mode)
+    params = _params(filters) | {"grams_of": RARE}
+    indexes = await plan_indexes(pool, conn, statement(HANDLER, shape), params, mode)
     # The account's index must not lead (nor join in a BitmapAnd): 25,000 entries read.
-    assert TRIGRAM_INDEX in indexes and "ix_handler_account_time" not in indexes, indexes
+    assert index in indexes and "ix_handler_account_time" not in indexes, indexes
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -145,7 +169,8 @@ async def offset_page(pool: HostPool, account: str | None, term: str, page: int,
     return [row["handler_id"] for row in rows]
 
 
-@pytest.mark.parametrize("term", [WORDS[7], RARE, "e1", "1 ", "absent", "gate1 9"])
+@pytest.mark.parametrize("term", [WORDS[7], RARE, "e1", "1 ", "absent", "gate1 9", "stile 25",
+                                  "Turnstile", "üße 50%", "%_o", "/1"])
 @pytest.mark.parametrize("account", [None, HOT, "00000000-0000-4000-8000-000000000000",
                                      "c4ca4238-a0b9-3382-8dcc-509a6f75849b"])  # md5('1')
 async def test_answers_are_the_plain_pages(big: tuple[HostPool, asyncpg.Connection],

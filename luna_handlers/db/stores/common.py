@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from luna_handlers.db.changes import notify_after
 from luna_handlers.db.database import Database
 from luna_handlers.db.dialects import named
-from luna_handlers.db.listing import COUNT, filter_params, id_column, page_rows
+from luna_handlers.db.listing import COUNT, filter_params, id_column
+from luna_handlers.db.pages import page_rows
 from luna_handlers.db.prepared import Prepared, Row, Statement
 from luna_handlers.db.records import ListFilters, RenderedPolicies
 

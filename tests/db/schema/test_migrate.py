@@ -54,11 +54,20 @@ async def test_up_down_and_startup_check(pg_cluster: PgCluster) -> None:
             await check_at_head(conn)
             assert await index_definitions(conn, "handler") == {
                 "ix_handler_account_time": "(account_id, create_time DESC, handler_id)",
+                "ix_handler_time": "(create_time DESC, handler_id) INCLUDE (description)",
+                "ix_handler_description": "(description)",
+                "ix_handler_description_trgm": "gin (description gin_trgm_ops)",
+                "ix_handler_grams": "gin (luna_grams((account_id)::text, (description)::text))",
+                "pk_handler": "(handler_id)"}
+            assert {"ix_verifier_description_trgm", "ix_verifier_grams"} <= set(
+                await index_definitions(conn, "verifier"))
+            await downgrade(conn, "0006")  # the unscoped index of 0004 again, no grams
+            assert await index_definitions(conn, "handler") == {
+                "ix_handler_account_time": "(account_id, create_time DESC, handler_id)",
                 "ix_handler_time": "(create_time DESC, handler_id)",
                 "ix_handler_description": "(description)",
                 "ix_handler_description_trgm": "gin (description gin_trgm_ops)",
                 "pk_handler": "(handler_id)"}
-            assert "ix_verifier_description_trgm" in await index_definitions(conn, "verifier")
             await downgrade(conn, "0002")
             assert await index_definitions(conn, "handler") == {
                 "ix_handler_account_id_create_time": "(account_id, create_time)",
@@ -84,8 +93,8 @@ async def index_definitions(conn: AsyncConnection, table: str) -> dict[str, str]
 
 
 async def test_models_match_migrations(pg_cluster: PgCluster) -> None:
-    """What the models declare is what the migrations build (the trigram indexes and the
-    list membership log aside: PostgreSQL's, and not in the models)."""
+    """What the models declare is what the migrations build (the trigram and grams indexes
+    and the list membership log aside: PostgreSQL's, and not in the models)."""
     from luna_handlers.db.schema import store_models  # noqa: F401  (registers the stores)
 
     pool = host_pool(pg_cluster, new_database(pg_cluster))
@@ -96,7 +105,7 @@ async def test_models_match_migrations(pg_cluster: PgCluster) -> None:
             def compare(sync_conn: sa.Connection) -> list[object]:
                 context = MigrationContext.configure(sync_conn, opts={
                     "include_name": lambda name, kind, _parent: not (
-                        (kind == "index" and str(name).endswith("_trgm"))
+                        (kind == "index" and str(name).endswith(("_trgm", "_grams")))
                         or (kind == "table" and (name == "alembic_version"
                                                  or str(name).startswith("list_face_log"))))})
                 return list(compare_metadata(context, Base.metadata))

@@ -150,7 +150,7 @@ STORE_TABLES = ("list", "face", "list_face", "event", "sample")
 STORE_SECTION = "".join(f"{STORE_DDL[name]};\n\n" for name in STORE_TABLES) + "".join(
     f"{index};\n\n" for name in STORE_TABLES for index in INDEXES[name])
 EXPECTED_SCRIPT = f"""\
--- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0006.
+-- luna-handlers database schema for Oracle Database 19c or newer, up to revision 0007.
 -- Made by 'luna-handlers db sql --db-type oracle'. Run it as is, as the schema owner, in
 -- SQL*Plus or SQLcl: sqlplus user/password@//host:1521/service @luna_handlers.sql
 -- Every SQL statement ends with ';' (a PL/SQL block would end with '/' on its own line).
@@ -231,6 +231,12 @@ ALTER TABLE verifier ADD rendered_with VARCHAR2(32 CHAR);
 UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
 
 COMMIT;
+
+-- Running upgrade 0006 -> 0007
+
+UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0006';
+
+COMMIT;
 """
 
 
@@ -267,7 +273,7 @@ def test_offline_script_is_the_reviewed_one() -> None:
 
 def test_offline_script_runs_as_is_in_sqlplus() -> None:
     statements = sqlplus_read(offline_sql("oracle"))
-    assert len(statements) == 40  # 28 DDL, 6 version-table changes, 6 COMMIT
+    assert len(statements) == 42  # 28 DDL, 7 version-table changes, 7 COMMIT
     for index, statement in enumerate(statements):
         without_literals = re.sub(r"'(?:[^']|'')*'", "''", statement)
         assert not re.search(r":\w", without_literals), f"bind variable in {statement!r}"
@@ -294,7 +300,7 @@ def test_sqlplus_conventions_for_what_later_revisions_may_hold() -> None:
 
 def test_postgres_offline_sql_keeps_its_own_form() -> None:
     ddl = offline_sql("postgres")
-    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 6  # one per revision
+    assert ddl.startswith("BEGIN;") and ddl.count("COMMIT;") == 7  # one per revision
     assert "WHENEVER" not in ddl and "\n/\n" not in ddl
 
 
