@@ -94,8 +94,9 @@ def _db_upgrade(args: argparse.Namespace) -> None:
     from luna_handlers.service import migrate
 
     settings = _settings(args)
-    asyncio.run(migrate(settings))
-    print("database migrated to the newest schema")
+    rendered = asyncio.run(migrate(settings))
+    print("database migrated to the newest schema; stored policies rendered anew: "
+          + ", ".join(f"{done.rendered} {table}s" for table, done in rendered.items()))
 
 
 def _serve(args: argparse.Namespace) -> None:

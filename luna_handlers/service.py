@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from luna_handlers.config import Settings, load_settings
 from luna_handlers.db import Database, open_database
 from luna_handlers.db.schema.migrate import check_at_head, upgrade
+from luna_handlers.db.stores.rendering import Rerendered, rerender
 
 logger = logging.getLogger("luna_handlers")
 
@@ -35,14 +36,37 @@ def database_factory(settings: Settings) -> Callable[[], AbstractAsyncContextMan
     return lifespan_database
 
 
-async def migrate(settings: Settings) -> None:
-    """Upgrade the configured database to the newest schema."""
+async def migrate(settings: Settings) -> dict[str, Rerendered]:
+    """Upgrade the configured database to the newest schema, then render anew the stored
+    policies rendered by another version (:func:`rerender_policies`)."""
     database = await open_database(settings)
     try:
         async with database.connection() as conn:
             await upgrade(conn)
+        return await rerender_policies(database)
     finally:
         await database.close()
+
+
+async def rerender_policies(database: Database) -> dict[str, Rerendered]:
+    """Render the stored policies of every handler and verifier whose rendering is not this
+    version's, so that reads splice it instead of rendering each item; by table name."""
+    from luna_handlers.app.policies import (
+        HANDLER_RENDERING,
+        VERIFIER_RENDERING,
+        render_stored_handler,
+        render_stored_verifier,
+    )
+    from luna_handlers.db.context import HANDLER, VERIFIER
+
+    done: dict[str, Rerendered] = {}
+    for table, render, made_with in ((HANDLER, render_stored_handler, HANDLER_RENDERING),
+                                     (VERIFIER, render_stored_verifier, VERIFIER_RENDERING)):
+        done[table.name] = result = await rerender(database, table, render, made_with)
+        if result.rendered or result.corrupted:
+            logger.info("stored policies rendered anew: %d %ss (%d do not render: corrupted)",
+                        result.rendered, table.name, result.corrupted)
+    return done
 
 
 async def check_schema(settings: Settings) -> None:

@@ -214,6 +214,23 @@ def normalise_verifier_policies(stored: dict[str, Any]) -> dict[str, Any]:
     return _normalise(VerifierPolicies, stored)
 
 
+def _render_stored(text: str, normalise: Any) -> str | None:
+    try:
+        return orjson.dumps(normalise(orjson.loads(text))).decode()
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None  # corrupted: reads keep answering it as corrupted
+
+
+def render_stored_handler(text: str) -> str | None:
+    """Stored handler policies (JSON text) as a read renders them; ``None`` if corrupted."""
+    return _render_stored(text, normalise_handler_policies)
+
+
+def render_stored_verifier(text: str) -> str | None:
+    """Stored verifier policies (JSON text) as a read renders them; ``None`` if corrupted."""
+    return _render_stored(text, normalise_verifier_policies)
+
+
 # --- JSON Schemas ------------------------------------------------------------------------------
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-import orjson
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -195,54 +194,3 @@ def test_offline_oracle_ddl() -> None:
     # PostgreSQL's alone: no trigram index, no counter table on Oracle.
     for absent in ("BOOLEAN", "pg_trgm", "gin", "handler_count"):
         assert absent not in ddl
-
-
-async def test_upgrade_renders_the_policies_already_stored(pg_cluster: PgCluster) -> None:
-    """0006 fills the rendering of every row stored before it, as a read renders it; rows
-    that do not render (corrupted) and dynamic handlers keep NULL; a downgrade drops it."""
-    from luna_handlers.app.policies import (
-        HANDLER_RENDERING,
-        VERIFIER_RENDERING,
-        normalise_handler_policies,
-        normalise_verifier_policies,
-    )
-
-    pool = host_pool(pg_cluster, new_database(pg_cluster))
-    policies = {"detect_policy": {"detect_face": 1}, "match_policy": [
-        {"candidates": {"origin": "faces"}, "threshold": -0.0}]}
-    stored = {f"{number:08d}-0000-4000-8000-000000000000": text for number, text in enumerate(
-        [orjson.dumps(policies).decode(), None, "{not json", '{"detect_policy": {"bad": 1}}',
-         *[orjson.dumps({"detect_policy": {"detect_face": n % 2}}).decode()
-           for n in range(2500)]])}  # over two batches of the backfill
-    try:
-        async with pool.engine.connect() as conn:
-            await upgrade(conn, "0004")
-            await conn.execute(sa.text(
-                "INSERT INTO handler (handler_id, account_id, policies, is_dynamic) "
-                "VALUES (:id, :account, CAST(:policies AS TEXT), CAST(:policies AS TEXT) IS NULL)"),
-                [{"id": key, "account": ACCOUNT, "policies": text}
-                 for key, text in stored.items()])
-            await conn.execute(sa.text(
-                "INSERT INTO verifier (verifier_id, account_id, policies) VALUES (:id, :a, :p)"),
-                {"id": ACCOUNT, "a": ACCOUNT, "p": '{"verification_threshold": 0.5}'})
-            await conn.commit()
-            await upgrade(conn)
-            rows = (await conn.execute(sa.text(
-                "SELECT handler_id, rendered_policies, rendered_with FROM handler"))).all()
-            rendered = {key: (text, made_with) for key, text, made_with in rows}
-            for key, text in stored.items():
-                if text is None or key.startswith(("00000002", "00000003")):
-                    assert rendered[key] == (None, None), key
-                else:
-                    expected = orjson.dumps(normalise_handler_policies(orjson.loads(text)))
-                    assert rendered[key] == (expected.decode(), HANDLER_RENDERING), key
-            verifier = (await conn.execute(sa.text(
-                "SELECT rendered_policies, rendered_with FROM verifier"))).one()
-            assert tuple(verifier) == (orjson.dumps(normalise_verifier_policies(
-                {"verification_threshold": 0.5})).decode(), VERIFIER_RENDERING)
-            await downgrade(conn, "0004")
-            columns = await conn.run_sync(
-                lambda c: {column["name"] for column in sa.inspect(c).get_columns("handler")})
-            assert "rendered_policies" not in columns and "rendered_with" not in columns
-    finally:
-        await pool.close()
