@@ -5,17 +5,22 @@ compared with the SQL path (a context with the index off) on the same data, exac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from luna_handlers.db import DBContext, FaceMatch, FaceMatchFilters, FaceWrite
+from luna_handlers.db import Database, DBContext, FaceMatch, FaceMatchFilters, FaceWrite
+from luna_handlers.db.database import Session
 from luna_handlers.db.match_index import MatchIndex
+from luna_handlers.db.match_index.statements import LOAD
 from luna_handlers.db.pool.hostpool import HostPool
+from luna_handlers.db.prepared import Prepared, Row
 from luna_handlers.db.schema.migrate import upgrade
 from luna_handlers.pgserver.cluster import PgCluster
 from tests.conftest import host_pool, new_database, run_sql
@@ -197,6 +202,67 @@ async def test_concurrent_probes_of_a_cold_list_load_it_once(instances: Instance
     assert probes_total("load") == loads + 1
     for n, found in enumerate(answers):
         assert found == await probe(instances.sql, acc, list_id, matrix[n])
+
+
+class HeldLoad:
+    """A real pool whose read of one list's members waits until :attr:`go` is set: a list
+    whose load is slow, for as long as the test wants, with every other statement as is."""
+
+    def __init__(self, pool: HostPool, list_id: str) -> None:
+        self._pool = pool
+        self._list_id = list_id
+        self.reached = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Session]:
+        async with self._pool.read() as session:
+            yield cast(Session, _HeldSession(session, self))
+
+    async def rows(self, session: Session, prepared: Prepared, params: Mapping[str, Any]
+                   ) -> Sequence[Row]:
+        """``session.rows``, held for the members of the held list."""
+        if prepared is LOAD and params.get("list_id") == self._list_id:
+            self.reached.set()
+            await self.go.wait()
+        return await session.rows(prepared, params)
+
+
+class _HeldSession:
+    def __init__(self, session: Session, held: HeldLoad) -> None:
+        self._session = session
+        self._held = held
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def rows(self, prepared: Prepared, params: Mapping[str, Any]) -> Sequence[Row]:
+        return await self._held.rows(self._session, prepared, params)
+
+
+async def test_a_slow_load_of_one_list_holds_no_other_list(instances: Instances) -> None:
+    """While one list's members load (held here), probes of another list are answered, and
+    the held list's other probes wait for that one load instead of starting their own."""
+    acc = str(uuid.uuid4())
+    matrix = vectors(80, 21)
+    slow, _ = await new_list(instances.writer, acc, matrix[:40])
+    other, _ = await new_list(instances.writer, acc, matrix[40:])
+    held = HeldLoad(instances.reader_pool, slow)
+    context = DBContext(cast(Database, held))
+    loads = probes_total("load")
+    waiting = [asyncio.create_task(probe(context, acc, slow, matrix[n])) for n in range(3)]
+    await asyncio.wait_for(held.reached.wait(), 30)
+    for n in (40, 41, 79):
+        answered = await asyncio.wait_for(probe(context, acc, other, matrix[n]), 30)
+        assert answered == await probe(instances.sql, acc, other, matrix[n])
+    assert not any(task.done() for task in waiting)
+    held.go.set()
+    for n, task in enumerate(waiting):
+        assert await task == await probe(instances.sql, acc, slow, matrix[n])
+    assert probes_total("load") == loads + 2  # one load of each list
 
 
 async def test_the_bound_evicts_the_least_recently_used_list(instances: Instances) -> None:
