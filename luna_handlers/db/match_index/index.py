@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from luna_handlers.db.database import Database
 from luna_handlers.db.match_index import metrics
-from luna_handlers.db.match_index.members import Members
+from luna_handlers.db.match_index.members import Members, TimeWindow
 from luna_handlers.db.match_index.statements import DELTA, LOAD, PRUNE
 from luna_handlers.db.prepared import Prepared, Row
 from luna_handlers.db.store_records import FaceMatch
@@ -110,10 +110,12 @@ class MatchIndex:
         return (account_id, list_id, version, nbytes) in self._entries
 
     async def match(self, account_id: str, list_id: str, descriptor: bytes, version: int,
-                    limit: int) -> list[FaceMatch] | None:
-        """The ``limit`` members of the list (faces of the account, of ``version``) most
-        similar to ``descriptor``, best first, as of a snapshot taken after the call began;
-        None when the index does not serve it (the caller takes the SQL path)."""
+                    limit: int, *, created: TimeWindow = (None, None)
+                    ) -> list[FaceMatch] | None:
+        """The ``limit`` members of the list (faces of the account, of ``version``, created
+        in ``created``: see :meth:`Members.match`) most similar to ``descriptor``, best
+        first, as of a snapshot taken after the call began; None when the index does not
+        serve it (the caller takes the SQL path)."""
         key = (account_id, list_id, version, len(descriptor))
         if not self._capacity:
             return None
@@ -144,7 +146,7 @@ class MatchIndex:
 
         def score() -> list[FaceMatch]:
             try:
-                return members.match(descriptor, limit)
+                return members.match(descriptor, limit, created)
             finally:  # when the thread is done, even if the caller was cancelled meanwhile
                 loop.call_soon_threadsafe(entry.release)
 
@@ -233,7 +235,8 @@ class MatchIndex:
             for row in changed:
                 descriptor = row["descriptor"]
                 if descriptor is not None and len(descriptor) == nbytes:
-                    members.put(row["face_id"], row["external_id"], descriptor)
+                    members.put(row["face_id"], row["external_id"], descriptor,
+                                row["create_time"])
                 else:
                     members.remove(row["face_id"])
         entry.watermark = int(head["xmin"])

@@ -21,7 +21,7 @@ _MEMBER = """face f ON f.face_id = lf.face_id AND f.account_id = :account_id
 
 #: Every member with its descriptor; one row (face_id NULL) for an empty or missing list.
 LOAD = Prepared(lambda _dialect: sa.text(f"""
-    SELECT s.xmin, s.listed, lf.face_id, f.external_id, f.descriptor
+    SELECT s.xmin, s.listed, lf.face_id, f.external_id, f.descriptor, f.create_time
     FROM (SELECT {SNAPSHOT_XMIN} AS xmin,
                  EXISTS (SELECT 1 FROM list WHERE list_id = :list_id) AS listed) s
     LEFT JOIN (list_face lf JOIN {_MEMBER}) ON s.listed AND lf.list_id = :list_id"""))  # noqa: S608 (constants)
@@ -35,7 +35,8 @@ DELTA = Prepared(lambda _dialect: sa.text(f"""
                       EXISTS (SELECT 1 FROM list WHERE list_id = :list_id) AS listed),
          changed AS (SELECT DISTINCT face_id FROM list_face_log
                      WHERE list_id = :list_id AND xid >= :since)
-    SELECT s.xmin, s.pruned_below, s.listed, c.face_id, f.external_id, f.descriptor
+    SELECT s.xmin, s.pruned_below, s.listed, c.face_id, f.external_id, f.descriptor,
+           f.create_time
     FROM s
     LEFT JOIN changed c ON s.listed AND s.pruned_below <= :since
     LEFT JOIN list_face lf ON lf.list_id = :list_id AND lf.face_id = c.face_id

@@ -143,9 +143,10 @@ class MatchStore(Store):
         index = self.matchIndex
         if index is not None:
             await index.maybe_prune()
-            if filters.list_id is not None and filters == FaceMatchFilters(filters.list_id):
+            if filters.list_id is not None and filters.face_ids is None:
+                created = (utc_naive(filters.create_time__gte), utc_naive(filters.create_time__lt))
                 found = await index.match(accountId, filters.list_id, descriptor,
-                                          descriptorVersion, limit)
+                                          descriptorVersion, limit, created=created)
                 if found is not None:
                     return found
         params = _params(accountId, descriptorVersion, list_id=filters.list_id,

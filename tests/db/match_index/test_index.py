@@ -9,6 +9,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import numpy as np
@@ -74,17 +75,21 @@ async def new_list(ctx: DBContext, account_id: str, matrix: np.ndarray) -> tuple
     return list_id, [face.face_id for face in faces]
 
 
+Window = tuple[datetime | None, datetime | None]
+
+
 async def probe(ctx: DBContext, account_id: str, list_id: str, vector: np.ndarray,
-                limit: int = 10) -> list[FaceMatch]:
-    return await ctx.matchFaces(account_id, vector.tobytes(), FaceMatchFilters(list_id=list_id),
-                                limit, VERSION)
+                limit: int = 10, *, created: Window = (None, None)) -> list[FaceMatch]:
+    filters = FaceMatchFilters(list_id=list_id, create_time__gte=created[0],
+                               create_time__lt=created[1])
+    return await ctx.matchFaces(account_id, vector.tobytes(), filters, limit, VERSION)
 
 
 async def agree(inst: Instances, account_id: str, list_id: str, vector: np.ndarray,
-                limit: int = 10) -> list[FaceMatch]:
+                limit: int = 10, *, created: Window = (None, None)) -> list[FaceMatch]:
     """The index's answer, asserted identical to the SQL path's (ids, order, cosines)."""
-    cached = await probe(inst.reader, account_id, list_id, vector, limit)
-    assert cached == await probe(inst.sql, account_id, list_id, vector, limit)
+    cached = await probe(inst.reader, account_id, list_id, vector, limit, created=created)
+    assert cached == await probe(inst.sql, account_id, list_id, vector, limit, created=created)
     return cached
 
 
@@ -190,6 +195,47 @@ async def test_updated_descriptors_and_deleted_lists(instances: Instances) -> No
     assert await agree(instances, acc, list_id, target) == []
     index = instances.reader.matchIndex
     assert index is not None and not index.holds(acc, list_id, VERSION, DIM * 4)
+
+
+def naive_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+async def test_creation_time_windows(instances: Instances) -> None:
+    """``create_time`` bounds are answered by the index too (from inclusive, to exclusive,
+    naive UTC or aware), also after a face's time changed."""
+    acc = str(uuid.uuid4())
+    matrix = vectors(60, 22)
+    list_id, face_ids = await new_list(instances.writer, acc, matrix)
+    start = datetime(2026, 1, 1)
+    async with instances.writer_pool.write() as session:
+        await run_sql(session, "UPDATE face SET create_time = CAST(:start AS timestamp)"
+                      " + (array_position(CAST(:ids AS text[]), face_id) - 1) * interval '1 minute'"
+                      " WHERE face_id = ANY(CAST(:ids AS text[]))", start=start, ids=face_ids)
+    minute = timedelta(minutes=1)
+    target = matrix[30]
+    served = probes_total("sql")
+    windows: list[Window] = [
+        (start + 20 * minute, start + 40 * minute), (start + 50 * minute, None),
+        (None, start + 5 * minute), (start + 30 * minute, start + 31 * minute),
+        (start + 70 * minute, None), (start + 40 * minute, start + 20 * minute),
+        ((start + 25 * minute).replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=3))),
+         None)]
+    for low, high in windows:
+        found = await agree(instances, acc, list_id, target, created=(low, high))
+        created = [start + face_ids.index(f.face_id) * minute for f in found]
+        assert all((low is None or at >= naive_utc(low)) and (high is None or at < high)
+                   for at in created), (low, high)
+    assert len(await agree(instances, acc, list_id, target, 60,
+                           created=(start + 20 * minute, start + 40 * minute))) == 20
+    assert ids(await agree(instances, acc, list_id, target, 1,
+                           created=(start + 30 * minute, start + 31 * minute))) == [face_ids[30]]
+    async with instances.writer_pool.write() as session:
+        await run_sql(session, "UPDATE face SET create_time = :t WHERE face_id = :f",
+                      t=start + 90 * minute, f=face_ids[30])
+    assert ids(await agree(instances, acc, list_id, target, 1,
+                           created=(start + 80 * minute, None))) == [face_ids[30]]
+    assert probes_total("sql") == served  # none of these went to the SQL path
 
 
 async def test_concurrent_probes_of_a_cold_list_load_it_once(instances: Instances) -> None:
