@@ -3,7 +3,8 @@ stores (:meth:`EventStore.saveEvents`).
 
 On PostgreSQL the samples and events of that write are ONE statement (the events' columns
 as arrays expanded by ``unnest``, the samples' insert as a CTE of it), whatever their
-number: a request's write is BEGIN, the faces (if any), that statement, COMMIT."""
+number: a request's write is BEGIN, the faces (if any: their lists' check, the faces,
+their links, whatever their number), that statement, COMMIT."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from luna_handlers.db.schema.sqltypes import utc_now
 from luna_handlers.db.schema.store_models import Event
 from luna_handlers.db.store_records import EventFilters, EventRecord, EventWrite, dump_json
 from luna_handlers.db.stores.common import SCOPES, Store, match
-from luna_handlers.db.stores.faces import insert_face
+from luna_handlers.db.stores.faces import insert_faces
 from luna_handlers.db.stores.samples import (
     insert_samples,
     sample_arrays,
@@ -172,10 +173,9 @@ class EventStore(Store):
         account; ``DatabaseUnavailable`` (nothing stored) or ``DatabaseOutcomeUnknown``
         (the COMMIT was lost on its way) on a connection lost meanwhile."""
         async with self.database.transaction() as session:
-            for event in events:
-                if event.face is not None:
-                    await insert_face(session, accountId, event.face,
-                                      event.event_id if event.store_event else None)
+            await insert_faces(session, self.database.dialect_name, accountId, [
+                (event.face, event.event_id if event.store_event else None)
+                for event in events if event.face is not None])
             if self.database.dialect_name == "postgresql":
                 await session.rows(EVENT_ROWS, _rows_params(accountId, events))
                 return

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from luna_handlers.db.database import Session
@@ -20,7 +21,7 @@ from luna_handlers.db.schema.store_models import Face, ListFace
 from luna_handlers.db.store_records import FaceRecord, FaceWrite, SampleWrite
 from luna_handlers.db.stores.common import SCOPES, Store, by_id, insert_statement, match
 from luna_handlers.db.stores.lists import LIST
-from luna_handlers.db.stores.samples import insert_samples
+from luna_handlers.db.stores.samples import insert_samples, unbounded
 from luna_handlers.errors import FaceNotFound, ListNotFound
 
 FACE: sa.Table = Face.__table__  # type: ignore[assignment]  # declarative gives a Table
@@ -120,25 +121,70 @@ def _scope(params: dict[str, Any], account_id: str | None) -> dict[str, Any]:
     return params if account_id is None else params | {"account_id": account_id}
 
 
-async def insert_face(session: Session, account_id: str, face: FaceWrite,
-                      event_id: str | None = None) -> None:
-    """Insert ``face`` and its list links on a transaction's session; ``ListNotFound``
-    (naming every unknown list) when a list is not in the account."""
-    list_ids = tuple(dict.fromkeys(face.list_ids))
+#: The columns a face is written with (the rest are the database's).
+WRITTEN = ("face_id", "account_id", "event_id", "external_id", "user_data",
+           "avatar_sample_id", "descriptor", "descriptor_version")
+
+
+def _arrays(*columns: sa.Column[Any]) -> Any:
+    # Every value of each column as one array parameter ``a_<column>``, expanded by unnest.
+    return sa.func.unnest(*(sa.bindparam(f"a_{column.name}", type_=ARRAY(unbounded(column)))
+                            for column in columns)
+                          ).table_valued(*(column.name for column in columns)).render_derived()
+
+
+def _face_rows() -> sa.Insert:
+    rows = _arrays(*(FACE.c[name] for name in WRITTEN if name != "account_id"))
+    values = [sa.bindparam("a_account_id", type_=FACE.c.account_id.type)
+              if name == "account_id" else rows.c[name] for name in WRITTEN]
+    return sa.insert(FACE).from_select(list(WRITTEN), sa.select(*values))
+
+
+def _link_rows() -> Any:
+    rows = _arrays(LIST_FACE.c.list_id, LIST_FACE.c.face_id)
+    return pg_insert(LIST_FACE).from_select(
+        ["list_id", "face_id"], sa.select(rows.c.list_id, rows.c.face_id)
+    ).on_conflict_do_nothing()
+
+
+#: PostgreSQL: every face of a write in one statement, every link in another.
+FACE_ROWS = Prepared(lambda _dialect: _face_rows())
+LINK_ROWS = Prepared(lambda _dialect: _link_rows())
+
+
+async def insert_faces(session: Session, dialect_name: str, account_id: str,
+                       faces: Sequence[tuple[FaceWrite, str | None]]) -> None:
+    """Insert the faces (each with the event it comes from, else its own ``event_id``) and
+    their list links on a transaction's session; ``ListNotFound`` (naming every unknown
+    list) when a list is not in the account. On PostgreSQL three statements whatever
+    their number (the lists, the faces, the links)."""
+    links = [(list_id, face.face_id) for face, _ in faces
+             for list_id in dict.fromkeys(face.list_ids)]
+    list_ids = list(dict.fromkeys(list_id for list_id, _ in links))
     if list_ids:
         found = {row["list_id"] for row in await session.rows(
-            LISTS_IN_ACCOUNT, {"ids": list(list_ids), "account_id": account_id})}
+            LISTS_IN_ACCOUNT, {"ids": list_ids, "account_id": account_id})}
         missing = tuple(list_id for list_id in list_ids if list_id not in found)
         if missing:
             raise ListNotFound(*missing)
-    await session.rows(INSERT_FACE, {
-        "v_face_id": face.face_id, "v_account_id": account_id,
-        "v_event_id": event_id if event_id is not None else face.event_id,
-        "v_external_id": face.external_id, "v_user_data": face.user_data,
-        "v_avatar_sample_id": face.avatar_sample_id, "v_descriptor": face.descriptor,
-        "v_descriptor_version": face.descriptor_version})
-    for list_id in list_ids:
-        await session.rows(LINK, {"list_id": list_id, "face_id": face.face_id})
+    values = [{"face_id": face.face_id, "account_id": account_id,
+               "event_id": event_id if event_id is not None else face.event_id,
+               "external_id": face.external_id, "user_data": face.user_data,
+               "avatar_sample_id": face.avatar_sample_id, "descriptor": face.descriptor,
+               "descriptor_version": face.descriptor_version} for face, event_id in faces]
+    if dialect_name != "postgresql":
+        for face in values:
+            await session.rows(INSERT_FACE, {f"v_{name}": value for name, value in face.items()})
+        for list_id, face_id in links:
+            await session.rows(LINK, {"list_id": list_id, "face_id": face_id})
+        return
+    if values:
+        await session.rows(FACE_ROWS, {"a_account_id": account_id} | {
+            f"a_{name}": [face[name] for face in values] for name in WRITTEN
+            if name != "account_id"})
+    if links:
+        await session.rows(LINK_ROWS, {"a_list_id": [link[0] for link in links],
+                                       "a_face_id": [link[1] for link in links]})
 
 
 class FaceStore(Store):
@@ -150,7 +196,7 @@ class FaceStore(Store):
         transaction; its id. ``ListNotFound`` when a list is not in the account."""
         async with self.database.transaction() as session:
             await insert_samples(session, accountId, samples)
-            await insert_face(session, accountId, face)
+            await insert_faces(session, self.database.dialect_name, accountId, [(face, None)])
         return face.face_id
 
     async def _with_lists(self, session: Session, rows: Sequence[Row]) -> list[FaceRecord]:

@@ -125,6 +125,36 @@ async def test_save_events_many_in_one_write(db_context: DBContext) -> None:
     assert lookup.found == {e.event_id: (e.descriptor, 1) for e in events[:2]}
 
 
+async def test_save_events_stores_many_faces_and_their_links(db_context: DBContext) -> None:
+    """Faces of several events (three statements on PostgreSQL, whatever their number),
+    each with its own values and lists; a list named twice links once; one unknown list
+    among them stores nothing, and is named."""
+    acc, handler = account(), str(uuid.uuid4())
+    first, second = await db_context.createList(acc), await db_context.createList(acc)
+    matrix = vectors(4, 8)
+    lists = [(first,), (first, second, first), (), (second,)]
+    faces = [FaceWrite(matrix[n].tobytes(), 1, list_ids=lists[n], external_id=f"x{n}",
+                       user_data=f"u{n}") for n in range(4)]
+    events = [EventWrite(handler_id=handler, store_event=n != 2, face=face)
+              for n, face in enumerate(faces)]
+    unknown = str(uuid.uuid4())
+    refused = EventWrite(handler_id=handler, face=FaceWrite(None, None, list_ids=(unknown,)))
+    with pytest.raises(ListNotFound) as raised:
+        await db_context.saveEvents(acc, [*events, refused])
+    assert unknown in str(raised.value.detail)
+    assert await db_context.getFace(faces[0].face_id, acc) is None
+    await db_context.saveEvents(acc, events)
+    for n, (face, written) in enumerate(zip(faces, events, strict=True)):
+        got = await db_context.getFace(face.face_id, acc)
+        assert got is not None
+        assert (got.external_id, got.user_data, got.event_id, sorted(got.lists)) == (
+            f"x{n}", f"u{n}", written.event_id if n != 2 else None,
+            sorted(dict.fromkeys(lists[n])))
+    lookup = await db_context.getFaceDescriptors(acc, [face.face_id for face in faces])
+    assert lookup.found == {face.face_id: (matrix[n].tobytes(), 1)
+                            for n, face in enumerate(faces)}
+
+
 async def test_save_events_refuses_a_value_too_long_whole(db_context: DBContext) -> None:
     """An over-long value is refused as by a one-row insert, never cut to the column's
     length, and the write stores nothing."""
