@@ -45,6 +45,14 @@ def dies(_state: State) -> None:
     os._exit(3)
 
 
+def echo(data: bytes, _state: State) -> bytes:
+    return data
+
+
+def touch(path: Path, _state: State) -> None:
+    path.touch()
+
+
 def _poll(path: Path) -> None:
     deadline = time.monotonic() + 60
     while not path.exists() and time.monotonic() < deadline:
@@ -106,6 +114,47 @@ async def test_a_dead_worker_is_replaced() -> None:
         own.close()
 
 
+async def test_the_next_job_of_a_dead_worker_runs_on_its_successor() -> None:
+    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=1)
+    own.start()
+    try:
+        # Both are handed to the one worker at once: it dies in the first, the second was
+        # never started and must not fail with it.
+        dead, after = await asyncio.gather(own.run(dies), own.run(pid_of),
+                                           return_exceptions=True)
+        assert isinstance(dead, InternalError)
+        assert isinstance(after, int) and after != os.getpid()
+    finally:
+        own.close()
+
+
+async def test_jobs_and_answers_larger_than_a_socket_buffer(pool: WorkerPool[State]) -> None:
+    data = os.urandom(8 * 1024 * 1024)
+    answers = await asyncio.gather(*(pool.run(partial(echo, data)) for _ in range(3)))
+    assert all(answer == data for answer in answers)
+
+
+async def test_a_cancelled_waiting_job_is_dropped(tmp_path: Path) -> None:
+    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=2)
+    own.start()
+    try:
+        release = tmp_path / "release"
+        running = asyncio.ensure_future(own.run(partial(wait_for, tmp_path / "s", release)))
+        held = asyncio.ensure_future(own.run(pid_of))  # the worker's next job (DEPTH)
+        await until_exists(tmp_path / "s")
+        cancelled = asyncio.ensure_future(own.run(partial(touch, tmp_path / "ran")))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        release.touch()
+        await asyncio.gather(running, held)
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        await own.run(pid_of)  # sent after the cancelled one would have been answered
+        assert not (tmp_path / "ran").exists()
+    finally:
+        own.close()
+
+
 async def test_closed_pool_refuses(tmp_path: Path) -> None:
     own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=4)
     own.start()
@@ -119,11 +168,11 @@ async def test_closed_pool_refuses(tmp_path: Path) -> None:
     release.touch()
     await closing
     assert await running != os.getpid()
-    # The executor hands a job or two beyond the running one to the process's queue ahead of
-    # time; those still run. The jobs only waiting in the pool are refused.
+    # The worker already holds the job after the running one (DEPTH): it still runs. The
+    # jobs only waiting in the pool are refused.
     results = await asyncio.gather(*waiting, return_exceptions=True)
-    assert all(isinstance(result, int | EngineBusy) for result in results)
-    assert isinstance(results[-1], EngineBusy)
+    assert isinstance(results[0], int)
+    assert all(isinstance(result, EngineBusy) for result in results[1:])
     with pytest.raises(EngineBusy):
         await own.run(pid_of)
 
