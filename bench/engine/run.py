@@ -39,7 +39,9 @@ def _service_lines(run: ServiceRun, baseline: Result | None, workers: int) -> fl
     print(run.saturated.line(baseline), flush=True)
     verdicts = []
     for loaded in run.loaded:
-        print(f"{loaded.result.line()}  p99/p50 {_spread(loaded.result):4.2f}", flush=True)
+        refused = f"  refused (503) {loaded.refused}" if loaded.refused else ""
+        print(f"{loaded.result.line()}  p99/p50 {_spread(loaded.result):4.2f}{refused}",
+              flush=True)
         verdicts.append(f"{loaded.schedule} {_spread(loaded.result):4.2f} "
                         f"({'met' if _spread(loaded.result) <= 3.0 else 'NOT met'})")
         if baseline is not None:

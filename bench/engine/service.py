@@ -53,7 +53,8 @@ def _create_handler(server: Server) -> str:
 
 
 async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: _Target,
-                image: bytes) -> None:
+                image: bytes) -> bool:
+    """POST one image: True for 201, False for 503 (the engine's queue was full)."""
     writer.write((f"POST {target.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                   f"Luna-Account-Id: {ACCOUNT}\r\nContent-Type: image/jpeg\r\n"
                   f"Content-Length: {len(image)}\r\n\r\n").encode() + image)
@@ -62,8 +63,9 @@ async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, targ
     length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                   if line.lower().startswith(b"content-length:"))
     body = await reader.readexactly(length)
-    if status != b"201":
+    if status not in (b"201", b"503"):
         raise RuntimeError(f"POST events answered {status.decode()}: {body[:200]!r}")
+    return status == b"201"
 
 
 async def _closed(target: _Target, images: list[bytes], connections: int,
@@ -76,7 +78,8 @@ async def _closed(target: _Target, images: list[bytes], connections: int,
         index = start
         while time.perf_counter() < until:
             began = time.perf_counter()
-            await _post(reader, writer, target, images[index % len(images)])
+            if not await _post(reader, writer, target, images[index % len(images)]):
+                raise RuntimeError("the engine refused an image of the closed loop (503)")
             latencies.append(time.perf_counter() - began)
             index += 1
         writer.close()
@@ -89,7 +92,9 @@ async def _closed(target: _Target, images: list[bytes], connections: int,
 async def _open(target: _Target, images: list[bytes],
                 arrivals: list[float]) -> tuple[int, list[float], float]:
     """One request at each of ``arrivals`` (s from now), each on an idle (or a new)
-    connection; each latency counts from its scheduled time."""
+    connection; each latency counts from its scheduled time. A request the engine refused
+    (503: its queue was full, the machine's load rose since saturation was measured) has no
+    latency: the count of those is ``len(arrivals)`` minus the images done."""
     latencies: list[float] = []
     # (connection, idle since); uvicorn closes a keep-alive connection idle for 5 s.
     idle: list[tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], float]] = []
@@ -105,8 +110,8 @@ async def _open(target: _Target, images: list[bytes],
 
     async def one(image: bytes, scheduled: float) -> None:
         conn = await connection()
-        await _post(*conn, target, image)
-        latencies.append(time.perf_counter() - scheduled)
+        if await _post(*conn, target, image):
+            latencies.append(time.perf_counter() - scheduled)
         idle.append((conn, time.perf_counter()))
 
     began = time.perf_counter()
@@ -159,6 +164,11 @@ class Loaded:
     schedule: str
     arrivals: list[float]
     result: Result
+
+    @property
+    def refused(self) -> int:
+        """Requests answered 503 (engine queue full)."""
+        return len(self.arrivals) - self.result.images
 
 
 @dataclass(frozen=True)
