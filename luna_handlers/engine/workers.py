@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class _Worker:
     jobs: deque[_Job] = field(default_factory=deque)  # sent, in the order they are answered
     inbox: bytearray = field(default_factory=bytearray)
     outbox: bytearray = field(default_factory=bytearray)  # what the socket did not take yet
+    since: float = 0.0  # time.monotonic() when it began the job it runs
 
 
 def _died() -> InternalError:
@@ -152,7 +154,9 @@ class WorkerPool(Generic[S]):
 
     def _dispatch(self) -> None:
         while self._waiting and self._live:
-            worker = min(self._live, key=lambda each: len(each.jobs))
+            # The least loaded worker; of two busy ones, the one that began its job first
+            # (it ends first: the jobs are alike), as a FIFO pool would choose.
+            worker = min(self._live, key=lambda each: (len(each.jobs), each.since))
             if len(worker.jobs) >= DEPTH:
                 return
             entry = self._waiting.popleft()
@@ -162,6 +166,7 @@ class WorkerPool(Generic[S]):
     def _send(self, worker: _Worker, entry: _Job) -> None:
         assert self._loop is not None
         if not worker.jobs:
+            worker.since = time.monotonic()
             self._loop.add_reader(worker.sock, self._readable, worker)
         worker.jobs.append(entry)
         if worker.outbox:
@@ -214,6 +219,7 @@ class WorkerPool(Generic[S]):
     @staticmethod
     def _answered(worker: _Worker, answer: bytes) -> None:
         future, _ = worker.jobs.popleft()
+        worker.since = time.monotonic()
         if not future.done():  # a caller cancelled while its job ran does not want it
             future.set_result(answer)
 
@@ -221,14 +227,17 @@ class WorkerPool(Generic[S]):
         """``worker`` died: fail the job it ran, queue the next one again, replace it."""
         self._unregister(worker)
         worker.sock.close()
-        worker.process.join(STOP_TIMEOUT)
+        worker.process.kill()  # it closed its end, so it is gone or going: never wait on it
+        worker.process.join()
         if worker.jobs:
             future, _ = worker.jobs.popleft()
             if not future.done():
                 future.set_exception(_died())
             self._waiting.extendleft(reversed(worker.jobs))
         self._live.remove(worker)
-        if not self._closed:
+        if self._closed:
+            self._refuse_waiting()
+        else:
             self._live.append(self._spawn())
             self._dispatch()
         self._check_drained()
