@@ -47,9 +47,13 @@ def take_frame(inbox: bytearray) -> bytes | None:
 
 
 def read_frame(sock: socket.socket, inbox: bytearray) -> bytes | None:
-    """The next frame's payload, read blocking; None when the other end closed first."""
+    """The next frame's payload, read blocking; None when the other end closed first (or
+    died with bytes of ours unread: a reset)."""
     while (payload := take_frame(inbox)) is None:
-        data = sock.recv(1 << 20)
+        try:
+            data = sock.recv(1 << 20)
+        except ConnectionResetError:
+            return None
         if not data:
             return None
         inbox += data

@@ -176,12 +176,17 @@ class WorkerPool(Generic[S]):
             sent = worker.sock.send(entry[1])
         except BlockingIOError:
             sent = 0
-        except OSError:  # the worker is gone; the job was not started: it is sent again
-            self._lost(worker)
+        except OSError:  # the worker is gone (killed while idle), this job never reached it
+            worker.jobs.pop()
+            self._resend(worker, entry)
             return
         if sent < len(entry[1]):
             worker.outbox += entry[1][sent:]
             self._loop.add_writer(worker.sock, self._writable, worker)
+
+    def _resend(self, dead: _Worker, entry: _Job) -> None:
+        self._waiting.appendleft(entry)  # first again, to the worker that takes its place
+        self._lost(dead)
 
     def _writable(self, worker: _Worker) -> None:
         try:
@@ -300,6 +305,7 @@ class WorkerPool(Generic[S]):
             if not future.done():
                 future.set_exception(_died())
         worker.jobs.clear()
+
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -61,6 +62,13 @@ def _poll(path: Path) -> None:
 
 async def until_exists(path: Path) -> None:
     await asyncio.to_thread(_poll, path)
+
+
+def _until_gone(pid: int) -> None:
+    """Until the child ``pid`` has exited, all its threads too (not reaped: WNOWAIT); its
+    sockets are closed by then. A zombie leader alone is not enough: OpenBLAS's threads may
+    still hold the process's files."""
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +132,18 @@ async def test_the_next_job_of_a_dead_worker_runs_on_its_successor() -> None:
                                            return_exceptions=True)
         assert isinstance(dead, InternalError)
         assert isinstance(after, int) and after != os.getpid()
+    finally:
+        own.close()
+
+
+async def test_a_worker_dead_while_idle_costs_no_job() -> None:
+    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=1)
+    own.start()
+    try:
+        dead = await own.run(pid_of)
+        os.kill(dead, signal.SIGKILL)
+        await asyncio.to_thread(_until_gone, dead)
+        assert await own.run(pid_of) not in (dead, os.getpid())
     finally:
         own.close()
 
