@@ -166,6 +166,14 @@ class Loaded:
     result: Result
 
     @property
+    def kept_up(self) -> bool:
+        """Whether the service answered at the schedule's rate (within 5 %); when the
+        machine's load rose after saturation was measured it did not, and its latencies
+        are those of a growing backlog instead of 80 %."""
+        scheduled = len(self.arrivals) / max(self.arrivals[-1], 1e-9)
+        return self.result.per_second >= 0.95 * scheduled and not self.refused
+
+    @property
     def refused(self) -> int:
         """Requests answered 503 (engine queue full)."""
         return len(self.arrivals) - self.result.images
