@@ -197,6 +197,22 @@ async def test_closed_pool_refuses(tmp_path: Path) -> None:
         await own.run(pid_of)
 
 
+async def test_close_on_the_loop_itself_still_answers_the_running(tmp_path: Path) -> None:
+    """close() called on the loop's thread blocks it: the answers are read by close()."""
+    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=2)
+    own.start()
+    release = tmp_path / "release"
+    running = asyncio.ensure_future(own.run(partial(wait_for, tmp_path / "s", release)))
+    held, waiting = (asyncio.ensure_future(own.run(pid_of)) for _ in range(2))
+    await until_exists(tmp_path / "s")
+    release.touch()
+    own.close()
+    assert await running != os.getpid()
+    assert await held != os.getpid()
+    with pytest.raises(EngineBusy):
+        await waiting
+
+
 def test_a_state_that_cannot_be_built_fails_start() -> None:
     own: WorkerPool[State] = WorkerPool(broken_state, workers=1, queue_size=1)
     with pytest.raises(OSError, match="no models"):
