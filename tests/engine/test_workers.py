@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -71,6 +72,17 @@ def _until_gone(pid: int) -> None:
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
 
+@contextmanager
+def own_pool(*, queue_size: int = 1) -> Iterator[WorkerPool[State]]:
+    """A started pool of one worker for one test (its worker is killed or blocked)."""
+    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=queue_size)
+    own.start()
+    try:
+        yield own
+    finally:
+        own.close()
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[WorkerPool[State]]:
     shared: WorkerPool[State] = WorkerPool(make_state, workers=2, queue_size=1)
@@ -112,40 +124,28 @@ async def test_jobs_run_off_the_event_loop(pool: WorkerPool[State], tmp_path: Pa
 
 
 async def test_a_dead_worker_is_replaced() -> None:
-    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=1)
-    own.start()
-    try:
+    with own_pool() as own:
         with pytest.raises(InternalError, match="worker process died"):
             await own.run(dies)
         assert await own.run(pid_of) != os.getpid()
-    finally:
-        own.close()
 
 
 async def test_the_next_job_of_a_dead_worker_runs_on_its_successor() -> None:
-    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=1)
-    own.start()
-    try:
+    with own_pool() as own:
         # Both are handed to the one worker at once: it dies in the first, the second was
         # never started and must not fail with it.
         dead, after = await asyncio.gather(own.run(dies), own.run(pid_of),
                                            return_exceptions=True)
         assert isinstance(dead, InternalError)
         assert isinstance(after, int) and after != os.getpid()
-    finally:
-        own.close()
 
 
 async def test_a_worker_dead_while_idle_costs_no_job() -> None:
-    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=1)
-    own.start()
-    try:
+    with own_pool() as own:
         dead = await own.run(pid_of)
         os.kill(dead, signal.SIGKILL)
         await asyncio.to_thread(_until_gone, dead)
         assert await own.run(pid_of) not in (dead, os.getpid())
-    finally:
-        own.close()
 
 
 async def test_jobs_and_answers_larger_than_a_socket_buffer(pool: WorkerPool[State]) -> None:
@@ -155,9 +155,7 @@ async def test_jobs_and_answers_larger_than_a_socket_buffer(pool: WorkerPool[Sta
 
 
 async def test_a_cancelled_waiting_job_is_dropped(tmp_path: Path) -> None:
-    own: WorkerPool[State] = WorkerPool(make_state, workers=1, queue_size=2)
-    own.start()
-    try:
+    with own_pool(queue_size=2) as own:
         release = tmp_path / "release"
         running = asyncio.ensure_future(own.run(partial(wait_for, tmp_path / "s", release)))
         held = asyncio.ensure_future(own.run(pid_of))  # the worker's next job (DEPTH)
@@ -171,8 +169,6 @@ async def test_a_cancelled_waiting_job_is_dropped(tmp_path: Path) -> None:
             await cancelled
         await own.run(pid_of)  # sent after the cancelled one would have been answered
         assert not (tmp_path / "ran").exists()
-    finally:
-        own.close()
 
 
 async def test_closed_pool_refuses(tmp_path: Path) -> None:
