@@ -98,9 +98,12 @@ def serve(sock: socket.socket, make_state: Callable[[], Any]) -> None:
     """A worker process's main: build the state, answer jobs until the parent's end closes.
 
     A state that cannot be built is the answer to every job (the pool's start() sees it
-    first). Ctrl-C is for the parent: it finishes or refuses the jobs and closes our end.
+    first). Ctrl-C and SIGTERM, which reach the whole process group or service unit at once,
+    are for the parent: its graceful stop lets the running jobs end, then closes our end (as
+    its death would); a worker that died of them would fail those requests.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         state, error = make_state(), None
     except Exception as exc:

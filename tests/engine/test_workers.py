@@ -33,8 +33,10 @@ def pid_of(state: State) -> int:
 
 
 def wait_for(started: Path, release: Path, state: State) -> int:
-    """Mark ``started``, then wait until ``release`` exists; the worker's pid."""
-    started.touch()
+    """Write the worker's pid to ``started``, then wait until ``release`` exists; the pid."""
+    partial_file = started.with_name(started.name + ".part")  # seen whole or not at all
+    partial_file.write_text(str(state["pid"]))
+    partial_file.replace(started)
     _poll(release)
     return state["pid"]
 
@@ -146,6 +148,19 @@ async def test_a_worker_dead_while_idle_costs_no_job() -> None:
         os.kill(dead, signal.SIGKILL)
         await asyncio.to_thread(_until_gone, dead)
         assert await own.run(pid_of) not in (dead, os.getpid())
+
+
+async def test_a_running_job_outlives_a_sigterm_of_its_worker(pool: WorkerPool[State],
+                                                              tmp_path: Path) -> None:
+    """A stop of the whole process group is the parent's to carry out: the worker keeps
+    on with its job (the parent's graceful stop closes it later)."""
+    job = asyncio.ensure_future(pool.run(partial(wait_for, tmp_path / "s", tmp_path / "go")))
+    await until_exists(tmp_path / "s")
+    worker = int((tmp_path / "s").read_text())
+    os.kill(worker, signal.SIGTERM)
+    (tmp_path / "go").touch()
+    assert await job == worker
+    assert await pool.run(pid_of) != os.getpid()
 
 
 async def test_jobs_and_answers_larger_than_a_socket_buffer(pool: WorkerPool[State]) -> None:
