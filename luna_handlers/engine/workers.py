@@ -1,26 +1,21 @@
 """A bounded pool of worker processes, each owning its own state (the engine's models).
 
-Why processes and not threads: measured with OpenCV 5.0 (bench/engine), two threads with a
-detector each ran YuNet no faster than one thread (16 detections/s either way), and the whole
-decode + detect + extract loop went from 18.6 images/s with one thread down to 11 with two,
-while two processes made 1.6x one process. Why one state per worker: the OpenCV detector and
-networks are not thread-safe, and a process has nothing to share anyway.
+Why processes: with OpenCV 5.0 (bench/engine) two threads with a detector each ran no faster
+than one, and the decode + detect + extract loop fell from 18.6 images/s with one thread to
+11 with two, while two processes made 1.6x one. One state per worker: the OpenCV objects are
+not thread-safe, and a process has nothing to share anyway.
 
-Why not ``ProcessPoolExecutor``: its jobs and results pass through two threads of the parent
-(the queue manager and the queue feeder) and come back with ``call_soon_threadsafe``; each
-hand-over is a GIL hand-off that waits for a core on a busy machine, and they cost the parent
-~0.9 ms of CPU an image. Here the event loop itself writes a job to an idle worker's socket
-and reads the answer when the socket is readable (``add_reader``), no thread involved. Each
-worker is given the next job while it runs one (:data:`DEPTH`), so that it never waits for
-the loop between two jobs.
+Why not ``ProcessPoolExecutor``: its jobs and results pass through two parent threads (queue
+manager, feeder) and ``call_soon_threadsafe``, GIL hand-offs that wait for a core on a busy
+machine and cost the parent ~0.8 ms of CPU an image. Here the event loop writes a job to a
+worker's socket and reads the answer when it is readable (``add_reader``). Each worker holds
+its next job while it runs one (:data:`DEPTH`): it never waits for the loop between jobs.
 
-The queue is bounded: at most ``queue_size`` jobs wait behind the ``workers`` running ones;
-one more is refused at once with :class:`~luna_handlers.errors.EngineBusy` (a 503 with
-``Retry-After``) instead of growing a backlog that would only time out later. A job that
-raises hands its exception to its caller and the worker takes the next job; a worker process
-that dies (a crash inside a native decoder) fails the job it was running with
-``InternalError``, its next job goes back to the head of the queue, and a new worker takes its
-place, so the pool never stays stuck.
+At most ``queue_size`` jobs wait behind the ``workers`` running ones; one more is refused at
+once with :class:`~luna_handlers.errors.EngineBusy` (503, ``Retry-After``) instead of growing
+a backlog that would time out later. A job's exception reaches its caller. A worker process
+that dies (a crash in a native decoder) fails the job it ran with ``InternalError``, its next
+job goes back to the head of the queue and a new worker takes its place: never stuck.
 """
 
 from __future__ import annotations
