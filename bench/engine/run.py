@@ -37,22 +37,35 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _service_lines(run: ServiceRun, baseline: Result | None, workers: int) -> float | None:
     """Print one service run; its ratio to ``baseline`` (None without a baseline)."""
     print(run.saturated.line(baseline), flush=True)
-    loaded = run.loaded
-    print(f"{loaded.line()}  p99/p50 {_spread(loaded):4.2f}", flush=True)
-    if baseline is not None:
-        # The same arrivals into a perfect pool with the raw loop's service times.
-        ideal = Result("ideal", len(run.arrivals), run.arrivals[-1],
-                       ideal_pool(run.arrivals, baseline.latencies, workers))
-        print(f"  a perfect FIFO pool, same arrivals, raw service times: p50 "
-              f"{ideal.percentile(0.5) * 1e3:6.1f} ms  p99 {ideal.percentile(0.99) * 1e3:6.1f}"
-              f" ms  p99/p50 {_spread(ideal):4.2f}", flush=True)
+    verdicts = []
+    for loaded in run.loaded:
+        refused = f"  refused (503) {loaded.refused}" if loaded.refused else ""
+        print(f"{loaded.result.line()}  p99/p50 {_spread(loaded.result):4.2f}{refused}",
+              flush=True)
+        verdict = "met" if _spread(loaded.result) <= 3.0 else "NOT met"
+        if not loaded.kept_up:  # the load rose since saturation: a backlog, not 80 %
+            verdict = "no verdict: the service fell behind the schedule"
+        verdicts.append(f"{loaded.schedule} {_spread(loaded.result):4.2f} ({verdict})")
+        if baseline is not None:
+            # The same arrivals into a perfect pool with the raw loop's service times.
+            ideal = Result("ideal", len(loaded.arrivals), loaded.arrivals[-1],
+                           ideal_pool(loaded.arrivals, baseline.latencies, workers))
+            print(f"  a perfect FIFO pool, same arrivals, raw service times: p50 "
+                  f"{ideal.percentile(0.5) * 1e3:6.1f} ms  p99 "
+                  f"{ideal.percentile(0.99) * 1e3:6.1f} ms  p99/p50 {_spread(ideal):4.2f}",
+                  flush=True)
     share = run.cpu_ms["engine workers"] / sum(run.cpu_ms.values())
     # What a machine whose cores are all busy allows: the engine's part of the CPU an image
     # costs (its workers spend what the raw loop spends on an image, plus ~0.5 ms of pickling).
     print("  CPU ms per image: " + ", ".join(f"{name} {value:.1f}"
                                              for name, value in run.cpu_ms.items())
           + f"; the engine's share {share:.2f}", flush=True)
-    return None if baseline is None else run.saturated.per_second / baseline.per_second
+    ratio = None if baseline is None else run.saturated.per_second / baseline.per_second
+    throughput = "" if ratio is None else \
+        f"images/s {ratio:.2f}x raw ({'met' if ratio >= 0.85 else 'NOT met'}); "
+    print(f"  goal at {workers} workers: {throughput}p99/p50 at 80 % (<= 3) on the "
+          + ", ".join(verdicts), flush=True)
+    return ratio
 
 
 def _spread(result: Result) -> float:

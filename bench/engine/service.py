@@ -8,8 +8,11 @@ inference:
 
 * saturation: a closed loop with ``workers + 2`` connections (the engine queue never runs
   dry) for the given seconds: images/s, p50, p99;
-* 80 %: an open loop, Poisson arrivals at 0.8 x the saturated rate, for the same seconds:
-  p50, p99 (the issue's goal: p99 <= 3 x p50);
+* 80 %: open loops at 0.8 x the saturated rate, for the same seconds each, on two schedules
+  (:data:`~bench.engine.workload.SCHEDULES`): Poisson arrivals, and requests at fixed
+  intervals (wrk2's constant throughput); p50, p99 (the issue's goal: p99 <= 3 x p50).
+  Latency runs from the time a request was *scheduled* to be sent (wrk2's convention), so a
+  client that falls behind cannot hide queueing (coordinated omission);
 * the CPU each image costs in the HTTP process, the engine workers and PostgreSQL during
   the saturated run (:class:`CpuMeter`): what the service adds to the engine's own work.
 """
@@ -26,7 +29,7 @@ import psutil
 
 from bench.api.data import BenchDatabase, start_database
 from bench.api.servers import Server, start_ours
-from bench.engine.workload import Result, poisson_arrivals
+from bench.engine.workload import SCHEDULES, Result
 
 ACCOUNT = "4f1c7f0e-8d7a-4b1e-9a0e-1c2d3e4f5a6b"
 POLICIES = {"extract_policy": {"extract_face_descriptor": 1}}
@@ -50,7 +53,8 @@ def _create_handler(server: Server) -> str:
 
 
 async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: _Target,
-                image: bytes) -> None:
+                image: bytes) -> bool:
+    """POST one image: True for 201, False for 503 (the engine's queue was full)."""
     writer.write((f"POST {target.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                   f"Luna-Account-Id: {ACCOUNT}\r\nContent-Type: image/jpeg\r\n"
                   f"Content-Length: {len(image)}\r\n\r\n").encode() + image)
@@ -59,8 +63,9 @@ async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, targ
     length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                   if line.lower().startswith(b"content-length:"))
     body = await reader.readexactly(length)
-    if status != b"201":
+    if status not in (b"201", b"503"):
         raise RuntimeError(f"POST events answered {status.decode()}: {body[:200]!r}")
+    return status == b"201"
 
 
 async def _closed(target: _Target, images: list[bytes], connections: int,
@@ -73,7 +78,8 @@ async def _closed(target: _Target, images: list[bytes], connections: int,
         index = start
         while time.perf_counter() < until:
             began = time.perf_counter()
-            await _post(reader, writer, target, images[index % len(images)])
+            if not await _post(reader, writer, target, images[index % len(images)]):
+                raise RuntimeError("the engine refused an image of the closed loop (503)")
             latencies.append(time.perf_counter() - began)
             index += 1
         writer.close()
@@ -86,7 +92,9 @@ async def _closed(target: _Target, images: list[bytes], connections: int,
 async def _open(target: _Target, images: list[bytes],
                 arrivals: list[float]) -> tuple[int, list[float], float]:
     """One request at each of ``arrivals`` (s from now), each on an idle (or a new)
-    connection."""
+    connection; each latency counts from its scheduled time. A request the engine refused
+    (503: its queue was full, the machine's load rose since saturation was measured) has no
+    latency: the count of those is ``len(arrivals)`` minus the images done."""
     latencies: list[float] = []
     # (connection, idle since); uvicorn closes a keep-alive connection idle for 5 s.
     idle: list[tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], float]] = []
@@ -100,17 +108,16 @@ async def _open(target: _Target, images: list[bytes],
             conn[1].close()
         return await asyncio.open_connection("127.0.0.1", target.port)
 
-    async def one(image: bytes) -> None:
+    async def one(image: bytes, scheduled: float) -> None:
         conn = await connection()
-        began = time.perf_counter()
-        await _post(*conn, target, image)
-        latencies.append(time.perf_counter() - began)
+        if await _post(*conn, target, image):
+            latencies.append(time.perf_counter() - scheduled)
         idle.append((conn, time.perf_counter()))
 
     began = time.perf_counter()
     for index, offset in enumerate(arrivals):
         await asyncio.sleep(max(0.0, began + offset - time.perf_counter()))
-        tasks.append(asyncio.create_task(one(images[index % len(images)])))
+        tasks.append(asyncio.create_task(one(images[index % len(images)], began + offset)))
     await asyncio.gather(*tasks)
     for (_, writer), _since in idle:
         writer.close()
@@ -151,12 +158,33 @@ def _cpu(proc: psutil.Process) -> float:
 
 
 @dataclass(frozen=True)
+class Loaded:
+    """One open loop at 80 %: its schedule's name, arrival offsets and what they measured."""
+
+    schedule: str
+    arrivals: list[float]
+    result: Result
+
+    @property
+    def kept_up(self) -> bool:
+        """Whether the service answered at the schedule's rate (within 5 %); when the
+        machine's load rose after saturation was measured it did not, and its latencies
+        are those of a growing backlog instead of 80 %."""
+        scheduled = len(self.arrivals) / max(self.arrivals[-1], 1e-9)
+        return self.result.per_second >= 0.95 * scheduled and not self.refused
+
+    @property
+    def refused(self) -> int:
+        """Requests answered 503 (engine queue full)."""
+        return len(self.arrivals) - self.result.images
+
+
+@dataclass(frozen=True)
 class ServiceRun:
     """What one service run measured."""
 
     saturated: Result
-    loaded: Result
-    arrivals: list[float]
+    loaded: list[Loaded]  # one per schedule
     cpu_ms: dict[str, float]  # per image at saturation, by process group
 
 
@@ -175,10 +203,13 @@ def run_service(images: list[bytes], workers: int, seconds: float,
         saturated = Result(f"service engine workers={workers}", done, wall, tuple(latencies))
         cpu_ms = meter.per_image(done)
         rate = 0.8 * saturated.per_second
-        arrivals = poisson_arrivals(rate, seconds)
-        done, latencies, wall = asyncio.run(_open(target, images, arrivals))
-        loaded = Result(f"service at 80% ({rate:.1f}/s)", done, wall, tuple(latencies))
-        return ServiceRun(saturated, loaded, arrivals, cpu_ms)
+        loaded = []
+        for schedule, arrivals_of in SCHEDULES.items():
+            arrivals = arrivals_of(rate, seconds)
+            done, latencies, wall = asyncio.run(_open(target, images, arrivals))
+            loaded.append(Loaded(schedule, arrivals, Result(
+                f"service at 80% ({rate:.1f}/s), {schedule}", done, wall, tuple(latencies))))
+        return ServiceRun(saturated, loaded, cpu_ms)
     finally:
         server.stop()
         if own:

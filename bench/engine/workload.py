@@ -78,6 +78,17 @@ def poisson_arrivals(rate: float, seconds: float, seed: int = 7) -> list[float]:
     return arrivals
 
 
+def constant_arrivals(rate: float, seconds: float) -> list[float]:
+    """Arrival offsets (s) at fixed intervals of ``1 / rate`` over ``seconds`` (wrk2's
+    constant-throughput schedule): the same work as Poisson at that rate without its bursts."""
+    return [n / rate for n in range(max(1, round(rate * seconds)))]
+
+
+#: The open-loop schedules at 80 % of saturation, by name: arrival offsets for a rate and
+#: seconds. Each gets its own run, the service's p99/p50 and the perfect pool's beside it.
+SCHEDULES = {"poisson": poisson_arrivals, "constant": constant_arrivals}
+
+
 def ideal_pool(arrivals: list[float], service_times: tuple[float, ...],
                servers: int) -> tuple[float, ...]:
     """Latencies of a perfect FIFO pool of ``servers`` (no overhead at all) fed ``arrivals``,
