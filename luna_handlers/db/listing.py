@@ -23,8 +23,8 @@ from sqlalchemy.sql.selectable import NamedFromClause
 from luna_handlers.db.prepared import Prepared, Statement
 from luna_handlers.db.records import ListFilters
 
-#: Terms shorter than this have no trigram: the trigram index could only hand back all of
-#: itself (slower than a scan), so they are matched by an expression it does not serve.
+#: Terms shorter than this have no 3-character substring: an index of them could only hand
+#: back all of itself (slower than a scan), so they are matched by an expression none serves.
 TRIGRAM = 3
 
 
@@ -54,7 +54,7 @@ def _in_ids(table: NamedFromClause, dialect_name: str) -> sa.ColumnElement[bool]
 
 def unindexed_like(table: NamedFromClause, name: str, dialect_name: str
                    ) -> sa.ColumnElement[bool]:
-    """``description LIKE :name`` that the trigram index cannot serve (on PostgreSQL)."""
+    """``description LIKE :name`` on an expression no index serves (on PostgreSQL)."""
     text: sa.ColumnElement[Any] = table.c.description
     if dialect_name == "postgresql":
         # The same text, but not the indexed column.
@@ -64,6 +64,28 @@ def unindexed_like(table: NamedFromClause, name: str, dialect_name: str
 
 def _short_term(table: NamedFromClause, dialect_name: str) -> sa.ColumnElement[bool]:
     return unindexed_like(table, "description_short", dialect_name)
+
+
+def grams_match(table: sa.Table, by_account: bool) -> list[sa.ColumnElement[bool]]:
+    """PostgreSQL: ``description`` contains the term ``:grams_of`` (its LIKE pattern bound as
+    ``:description``), found by an index of 3-character substrings (migration 0007): the
+    account's own with ``by_account`` (``:account_id``), else the one over every account.
+    The index expression exactly; the LIKE rechecks what a hash or a shared bucket adds,
+    on an expression no index serves, so that only the grams lead."""
+    if by_account:
+        grams = sa.func.luna_grams(table.c.account_id, table.c.description).op("@>")(
+            sa.func.luna_grams(sa.bindparam("account_id"), sa.bindparam("grams_of")))
+    else:
+        grams = sa.func.luna_grams(table.c.description).op("@>")(
+            sa.func.luna_grams(sa.bindparam("grams_of")))
+    return [grams, unindexed_like(table, "description", "postgresql")]
+
+
+def grams_param(filters: ListFilters) -> dict[str, Any]:
+    """The term for :func:`grams_match`, bound beside :func:`filter_params` (it is the
+    ``description`` filter's, not a filter of its own)."""
+    term = filters.description
+    return {"grams_of": term} if term and len(term) >= TRIGRAM else {}
 
 
 # The list filters, in a fixed order: (the clause on a table - or on a subquery of its
@@ -167,8 +189,14 @@ NEAR_OFFSET = 100
 
 
 def _count(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
-    return Prepared(lambda dialect: sa.select(sa.func.count().label("total"))
-                    .select_from(table).where(*where_clauses(table, shape, dialect)))
+    """``count(*)``; a term of 3 characters or more on PostgreSQL by :func:`grams_match`."""
+    def build(dialect: str) -> Statement:
+        where = where_clauses(table, shape, dialect)
+        if dialect == "postgresql" and "description" in shape:
+            where = [*where_clauses(table, tuple(n for n in shape if n != "description"),
+                                    dialect), *grams_match(table, "account_id" in shape)]
+        return sa.select(sa.func.count().label("total")).select_from(table).where(*where)
+    return Prepared(build)
 
 
 class StatementsByShape:

@@ -14,11 +14,12 @@ from luna_handlers.db.listing import (
     PAGE,
     but_search,
     filter_params,
+    grams_param,
     search_of,
 )
 from luna_handlers.db.prepared import Row
 from luna_handlers.db.records import ListFilters
-from luna_handlers.db.search import MATCHED_PAGE, OWNED_PAGE, WALK_PAGE, WALKED, owned, walk_limit
+from luna_handlers.db.search import MATCHED_PAGE, WALK_PAGE, WALKED, walk_limit
 
 
 async def page_rows(database: Database, table: sa.Table, filters: ListFilters, page: int,
@@ -29,8 +30,8 @@ async def page_rows(database: Database, table: sa.Table, filters: ListFilters, p
     deeper one by the deferred join. A search on PostgreSQL (with no id list, which would
     lead any plan) runs the walk first; its page is the answer when it is full (the page's
     matches all lie in the walk, which is a prefix of the list in its order) or when the
-    walk read the whole list; otherwise the page comes from every match (of the account,
-    by its substring index, or of the table, by the trigram index). Each answer is that of
+    walk read the whole list; otherwise the page comes from every match (found by an index
+    of 3-character substrings: the account's own, or the table's). Each answer is that of
     one statement, identical to the plain page's.
     """
     params = filter_params(table, filters)
@@ -49,7 +50,4 @@ async def page_rows(database: Database, table: sa.Table, filters: ListFilters, p
         walked = await session.rows(WALKED(table, but_search(shape)), params)
         if walked[0]["walked"] < params["walk_limit"]:
             return rows
-        if owned(shape):
-            params["grams_of"] = filters.description
-            return await session.rows(OWNED_PAGE(table, shape), params)
-        return await session.rows(MATCHED_PAGE(table, shape), params)
+        return await session.rows(MATCHED_PAGE(table, shape), params | grams_param(filters))

@@ -5,14 +5,12 @@ A prepared statement is planned once for every pattern (a generic plan), blind t
 common the term is, and no single plan is right for both kinds of term. So each statement
 has one sensible plan whatever the term: first a walk of the list in its order, filtered
 (a common term fills the page after a few hundred rows); only when the walk's rows run out
-of matches, every match, sorted (a rare term has few). Every match of a search within one
-account comes from the account's own substring index (``luna_grams``, migration 0007); an
-unscoped search's from the trigram index (0004).
+of matches, every match, sorted (a rare term has few), from an index of 3-character
+substrings (``luna_grams``, migration 0007): the account's own for a search within one
+account, the one over every account otherwise.
 """
 
 from __future__ import annotations
-
-import functools
 
 import sqlalchemy as sa
 
@@ -20,10 +18,10 @@ from luna_handlers.db.listing import (
     StatementsByShape,
     but_search,
     deferred_join,
+    grams_match,
     id_column,
     list_order,
     search_of,
-    unindexed_like,
     where_clauses,
 )
 from luna_handlers.db.prepared import Prepared, Statement
@@ -39,12 +37,6 @@ WALK_MAX = 20_000
 def walk_limit(page: int, page_size: int) -> int:
     """The rows the walk of a search reads for ``page`` (see :data:`WALK_PER_ROW`)."""
     return min(WALK_MAX, WALK_PER_ROW * page * page_size)
-
-
-def owned(shape: tuple[str, ...]) -> bool:
-    """Whether the account's substring index serves the search of ``shape``: one account,
-    a term of three characters or more."""
-    return "account_id" in shape and "description" in shape
 
 
 def _walk(table: sa.Table, shape: tuple[str, ...], dialect: str) -> sa.Subquery:
@@ -73,25 +65,17 @@ def _walked(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
                     .select_from(_walk(table, shape, dialect)))
 
 
-def _grams(table: sa.Table, dialect: str) -> list[sa.ColumnElement[bool]]:
-    # The expression of the index exactly, and the term's substrings in the same buckets;
-    # the LIKE rechecks what a shared bucket or a hash adds, where the trigram index (whose
-    # lists span every account) cannot serve it and so cannot lead.
-    return [sa.func.luna_grams(table.c.account_id, table.c.description).op("@>")(
-                sa.func.luna_grams(sa.bindparam("account_id"), sa.bindparam("grams_of"))),
-            unindexed_like(table, "description", dialect)]
-
-
-def _matched_page(table: sa.Table, shape: tuple[str, ...], *, by_grams: bool) -> Prepared:
+def _matched_page(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
     """The page among every match of the search, found by an index of matches alone (the
-    account's grams, or the trigram index; a scan for a term of under 3 characters), then
-    filtered and sorted. ``MATERIALIZED``: the other filters and the order must not lead
-    the plan (an index walk of a rare term's list would read all of it)."""
+    account's grams for a search in one account, else the grams of every account; a scan
+    for a term of under 3 characters), then filtered and sorted. ``MATERIALIZED``: the
+    other filters and the order must not lead the plan (an index walk of a rare term's
+    list would read all of it)."""
     def build(dialect: str) -> Statement:
         key = id_column(table).name
         columns = [table.c[name] for name in (key, "account_id", "create_time", "is_dynamic")
                    if name in table.c]
-        found = (_grams(table, dialect) if by_grams
+        found = (grams_match(table, "account_id" in shape) if "description" in shape
                  else where_clauses(table, search_of(shape), dialect))
         matched = sa.select(*columns).where(*found).cte("matched").prefix_with("MATERIALIZED")
         # No id list here (page_rows): the other filters need no id column of "matched".
@@ -103,5 +87,4 @@ def _matched_page(table: sa.Table, shape: tuple[str, ...], *, by_grams: bool) ->
 
 WALK_PAGE = StatementsByShape(_walk_page)
 WALKED = StatementsByShape(_walked)
-MATCHED_PAGE = StatementsByShape(functools.partial(_matched_page, by_grams=False))
-OWNED_PAGE = StatementsByShape(functools.partial(_matched_page, by_grams=True))
+MATCHED_PAGE = StatementsByShape(_matched_page)

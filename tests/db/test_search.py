@@ -16,11 +16,11 @@ import asyncpg
 import pytest
 
 from luna_handlers.db.context import HANDLER, DBContext, ListFilters
-from luna_handlers.db.listing import StatementsByShape, filter_params
+from luna_handlers.db.listing import StatementsByShape, filter_params, grams_param
 from luna_handlers.db.pool.hostpool import HostPool
 from luna_handlers.db.prepared import Prepared
 from luna_handlers.db.schema.migrate import upgrade
-from luna_handlers.db.search import MATCHED_PAGE, OWNED_PAGE, WALK_MAX, WALK_PAGE, owned, walk_limit
+from luna_handlers.db.search import MATCHED_PAGE, WALK_MAX, WALK_PAGE, walk_limit
 from luna_handlers.pgserver.cluster import PgCluster
 from tests.conftest import TEST_PASSWORD, TEST_USER, host_pool, new_database, run_sql
 
@@ -32,8 +32,9 @@ RARE = "turnstile"
 #: Every 5,000th row (10, all in the hot account): case, letters beyond ASCII, LIKE's own
 #: characters.
 ODD = "Grüße 50%_off/"
-TRIGRAM_INDEX = "ix_handler_description_trgm"
 GRAMS_INDEX = "ix_handler_grams"
+ACCOUNT_GRAMS_INDEX = "ix_handler_account_grams"
+GRAMS_INDEXES = {GRAMS_INDEX, ACCOUNT_GRAMS_INDEX}
 
 
 @pytest.mark.parametrize(("page", "size", "rows"), [
@@ -42,14 +43,14 @@ def test_walk_limit(page: int, size: int, rows: int) -> None:
     assert walk_limit(page, size) == rows
 
 
-@pytest.mark.parametrize(("filters", "by_grams"), [
-    (ListFilters(account_id=HOT, description="gate"), True),
-    (ListFilters(account_id=HOT, description="gat", is_dynamic=True), True),
-    (ListFilters(account_id=HOT, description="ga"), False),  # no three-character substring
-    (ListFilters(description="gate"), False),  # every account: the trigram index
+@pytest.mark.parametrize(("filters", "bound"), [
+    (ListFilters(account_id=HOT, description="gate"), {"grams_of": "gate"}),
+    (ListFilters(description="50%_"), {"grams_of": "50%_"}),  # the term, not its pattern
+    (ListFilters(description="ga"), {}),  # no three-character substring
+    (ListFilters(), {}),
 ])
-def test_which_searches_use_the_account_grams(filters: ListFilters, by_grams: bool) -> None:
-    assert owned(tuple(filter_params(HANDLER, filters))) is by_grams
+def test_the_grams_bind_the_term(filters: ListFilters, bound: dict[str, str]) -> None:
+    assert grams_param(filters) == bound
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ async def big(pg_cluster: PgCluster) -> AsyncIterator[tuple[HostPool, asyncpg.Co
 
 
 def _params(filters: ListFilters, page: int = 1, size: int = 10) -> dict[str, Any]:
-    return filter_params(HANDLER, filters) | {
+    return filter_params(HANDLER, filters) | grams_param(filters) | {
         "page_limit": size, "page_offset": (page - 1) * size,
         "walk_limit": walk_limit(page, size)}
 
@@ -118,14 +119,14 @@ MODES = ["force_generic_plan", "force_custom_plan"]
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("account", "statement", "index"), [
-    (None, MATCHED_PAGE, TRIGRAM_INDEX), (HOT, OWNED_PAGE, GRAMS_INDEX)])
+    (None, MATCHED_PAGE, GRAMS_INDEX), (HOT, MATCHED_PAGE, ACCOUNT_GRAMS_INDEX)])
 async def test_a_rare_term_is_found_by_an_index_of_matches(
         big: tuple[HostPool, asyncpg.Connection], mode: str, account: str | None,
         statement: StatementsByShape, index: str) -> None:
     pool, conn = big
     filters = ListFilters(account_id=account, description=RARE)
     shape = tuple(filter_params(HANDLER, filters))
-    params = _params(filters) | {"grams_of": RARE}
+    params = _params(filters)
     indexes = await plan_indexes(pool, conn, statement(HANDLER, shape), params, mode)
     # The account's index must not lead (nor join in a BitmapAnd): 25,000 entries read.
     assert index in indexes and "ix_handler_account_time" not in indexes, indexes
@@ -133,15 +134,15 @@ async def test_a_rare_term_is_found_by_an_index_of_matches(
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("account", [None, HOT])
-async def test_a_short_term_never_reads_the_trigram_index(
+async def test_a_short_term_never_reads_a_grams_index(
         big: tuple[HostPool, asyncpg.Connection], mode: str, account: str | None) -> None:
     pool, conn = big
-    filters = ListFilters(account_id=account, description="e1")  # no trigram in 2 letters
+    filters = ListFilters(account_id=account, description="e1")  # no 3-character substring
     shape = tuple(filter_params(HANDLER, filters))
     assert shape[-1] == "description_short"
     for statement in (MATCHED_PAGE(HANDLER, shape), WALK_PAGE(HANDLER, shape)):
         indexes = await plan_indexes(pool, conn, statement, _params(filters), mode)
-        assert TRIGRAM_INDEX not in indexes, indexes
+        assert not indexes & GRAMS_INDEXES, indexes
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -154,7 +155,7 @@ async def test_the_walk_follows_the_list_order(
     indexes = await plan_indexes(pool, conn, WALK_PAGE(HANDLER, shape), _params(filters), mode)
     # Either ordered index (half the rows are the hot account's: both are cheap walks).
     assert indexes & {"ix_handler_time", "ix_handler_account_time"}, indexes
-    assert TRIGRAM_INDEX not in indexes, indexes
+    assert not indexes & GRAMS_INDEXES, indexes
 
 
 async def offset_page(pool: HostPool, account: str | None, term: str, page: int,
@@ -177,10 +178,17 @@ async def test_answers_are_the_plain_pages(big: tuple[HostPool, asyncpg.Connecti
                                            term: str, account: str | None) -> None:
     """Whichever statement answers (a full walk, a walk of the whole list, every match),
     the page is the one a plain statement gives: common, rare, short and absent terms,
-    first, middle and deep pages, sizes that split the ties on create_time."""
+    first, middle and deep pages, sizes that split the ties on create_time; and so is the
+    count."""
     pool, _conn = big
     context = DBContext(pool)
     for page, size in [(1, 10), (2, 7), (40, 10), (1, 100), (3, 1000)]:
         got = [h.handler_id for h in await context.getHandlers(
             ListFilters(account_id=account, description=term), page, size)]
         assert got == await offset_page(pool, account, term, page, size), (page, size)
+    async with pool.read() as session:
+        plain = await run_sql(
+            session, "SELECT count(*) AS n FROM handler WHERE (CAST(:a AS text) IS NULL"
+            " OR account_id = :a) AND strpos(description, :term) > 0", a=account, term=term)
+    counted = await context.getHandlersCount(ListFilters(account_id=account, description=term))
+    assert counted == plain[0]["n"]

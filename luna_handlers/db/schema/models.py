@@ -38,7 +38,8 @@ def _list_indexes(table: str) -> tuple[sa.Index, ...]:
     """The indexes of list pages in their order (newest first, the id breaking ties): one by
     account, one unscoped (time windows, deep pages of root access). On PostgreSQL the
     unscoped one carries the description, for the walk of a search (migration 0007); the
-    trigram and grams indexes are PostgreSQL's and not declared here (0004 and 0007)."""
+    grams indexes (and, between 0004 and 0007, a trigram index) are PostgreSQL's and not
+    declared here."""
     return (sa.Index(f"ix_{table}_account_time", "account_id", sa.text("create_time DESC"),
                      f"{table}_id"),
             sa.Index(f"ix_{table}_time", sa.text("create_time DESC"), f"{table}_id",

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from luna_handlers.db.changes import notify_after
 from luna_handlers.db.database import Database
 from luna_handlers.db.dialects import named
-from luna_handlers.db.listing import COUNT, filter_params, id_column
+from luna_handlers.db.listing import COUNT, filter_params, grams_param, id_column
 from luna_handlers.db.pages import page_rows
 from luna_handlers.db.prepared import Prepared, Row, Statement
 from luna_handlers.db.records import ListFilters, RenderedPolicies
@@ -148,5 +148,5 @@ class Store:
 
     async def _count(self, table: sa.Table, filters: ListFilters) -> int:
         params = filter_params(table, filters)
-        rows = await self._scan(COUNT(table, tuple(params)), params)
+        rows = await self._scan(COUNT(table, tuple(params)), params | grams_param(filters))
         return int(rows[0]["total"])

@@ -89,8 +89,9 @@ def _trigram_indexes() -> None:
         statements = "; ".join(trigram_index(table) for table in TABLES)
         logger.warning(
             "the pg_trgm extension could not be created (SQLSTATE %s: %s): description "
-            "searches will scan the whole table. To add the trigram indexes, a role with the "
-            "CREATE privilege on this database (or a superuser) runs: CREATE EXTENSION "
+            "searches scan the whole table until migration 0007, which indexes them without "
+            "the extension (nothing to do then). At this revision, a role with the CREATE "
+            "privilege on this database (or a superuser) would run: CREATE EXTENSION "
             "pg_trgm; %s;", code, type(exc.orig).__name__, statements)
         return
     for table in TABLES:
