@@ -38,14 +38,15 @@ def _tail_page(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
         key = id_column(table)
         offset: Any = sa.bindparam("page_offset", type_=sa.BigInteger)
         limit: Any = sa.bindparam("page_limit", type_=sa.BigInteger)
-        forward = offset * 2 < _total(shape)
+        total = _total(shape)
+        forward = offset * 2 < total
         ids = sa.select(key.label("page_id")).where(*where_clauses(table, shape, dialect))
         head = (ids.order_by(table.c.create_time.desc(), key)
                 .limit(sa.case((forward, limit), else_=0)).offset(offset))
-        rest = _total(shape) - offset  # rows from the page's first on
+        rest = total - offset  # rows from the page's first on
         tail = (ids.order_by(table.c.create_time, key.desc())
                 .limit(sa.case((forward, 0), else_=sa.func.greatest(sa.func.least(limit, rest), 0)))
-                .offset(sa.func.greatest(_total(shape) - offset - limit, 0)))
+                .offset(sa.func.greatest(rest - limit, 0)))
         page = sa.union_all(head, tail).subquery("page")
         return (sa.select(table).join(page, key == page.c.page_id)
                 .order_by(table.c.create_time.desc(), key))

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from luna_handlers.db.database import Database
-from luna_handlers.db.listing import id_column
+from luna_handlers.db.listing import StatementsByShape, id_column
 from luna_handlers.db.prepared import Prepared, Statement
 
 #: Rows read, rendered and written back per round trip.
@@ -41,11 +41,12 @@ class Rerendered:
     corrupted: int
 
 
-def _stale(table: sa.Table, first: bool) -> Prepared:
+def _stale(table: sa.Table, shape: tuple[str, ...]) -> Prepared:
+    """A batch of stale rows: the first (shape ``()``: Oracle reads '' as NULL, so no id
+    would follow an "after" of '') or those ``after`` an id."""
     key = id_column(table)
     made_with = table.c.rendered_with
-    # The first batch has no "after": Oracle reads '' as NULL, so no id would follow it.
-    after = [] if first else [key > sa.bindparam("after")]
+    after = [key > sa.bindparam("after")] if "after" in shape else []
     return Prepared(lambda _dialect: (
         sa.select(key.label("object_id"), table.c.policies, table.c.last_update_time)
         .where(table.c.policies.is_not(None), *after,
@@ -53,7 +54,7 @@ def _stale(table: sa.Table, first: bool) -> Prepared:
         .order_by(key).limit(sa.bindparam("batch"))))
 
 
-def _store(table: sa.Table) -> Prepared:
+def _store(table: sa.Table, _shape: tuple[str, ...]) -> Prepared:
     key = id_column(table)
 
     def build(dialect: str) -> Statement:
@@ -73,17 +74,17 @@ def _store(table: sa.Table) -> Prepared:
     return Prepared(build)
 
 
-_STATEMENTS: dict[str, tuple[Prepared, Prepared, Prepared]] = {}
+STALE = StatementsByShape(_stale)
+STORE = StatementsByShape(_store)
 
 
 async def rerender(database: Database, table: sa.Table, render: Render, made_with: str,
                    batch: int = BATCH) -> Rerendered:
     """Render anew every row of ``table`` not rendered ``made_with``; see the module."""
-    first, next_, store = _STATEMENTS.setdefault(
-        table.name, (_stale(table, True), _stale(table, False), _store(table)))
+    store = STORE(table, ())
     rendered = corrupted = 0
     params: dict[str, Any] = {"made_with": made_with, "batch": batch}
-    stale = first
+    stale = STALE(table, ())
     while True:
         async with database.read() as session:
             rows = await session.rows(stale, params)
@@ -101,4 +102,4 @@ async def rerender(database: Database, table: sa.Table, render: Render, made_wit
                     "ids": [d["object_id"] for d in done], "jsons": [d["json"] for d in done],
                     "seen": [d["seen"] for d in done], "made_with": made_with}))
         params["after"] = rows[-1]["object_id"]
-        stale = next_
+        stale = STALE(table, ("after",))
